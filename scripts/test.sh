@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every check and test ragd has: formatting, clippy, the Rust tests against real SQLite,
+# PostgreSQL + pgvector and Redis, and the browser end-to-end test of the web UI.
+# Installs and starts what the tests need, and stops it again on exit, whatever happened.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+source scripts/services.sh
+trap stop_test_services EXIT
+
+echo "[test] cargo fmt --check"
+cargo fmt --all --check
+
+echo "[test] cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+echo "[test] cargo test"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast
+  cargo test --locked --doc
+else
+  cargo test --locked --no-fail-fast
+fi
+
+if [ -x e2e/run.sh ]; then
+  echo "[test] browser end-to-end test"
+  e2e/run.sh
+fi

@@ -1,1 +1,17 @@
+//! ragd's integration tests: the real application over real sockets, against real SQLite,
+//! PostgreSQL + pgvector and Redis (started by scripts/test.sh).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed step fails the test"
+)]
+
+mod helpers;
+
+mod cli;
+mod docs;
+mod errors;
+mod health;
+mod observability;
+mod store;

@@ -1,0 +1,125 @@
+//! The application: its state, how it is assembled from settings, and how it serves until
+//! told to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::secret::Secret;
+use crate::store::{self, Store, StoreError};
+use crate::{http, signing_key};
+
+/// Everything a handler may use. Cloned per request (every field is an `Arc` or small).
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    /// The JWT signing key: `SECRET_KEY`, or the one generated into the data directory.
+    pub signing_key: Secret,
+}
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    SigningKey(#[from] signing_key::SigningKeyError),
+}
+
+/// A built application bound to its port, ready to serve.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl App {
+    /// Connects the backends, migrates, binds the listener. Binding here (not in `serve`) is
+    /// what lets tests learn the port of `PORT=0` before the first request.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        crate::telemetry::init_metrics();
+        let signing_key = signing_key::resolve(&settings)?;
+        let store = store::connect(&settings).await?;
+        let address = SocketAddr::new(settings.host, settings.port);
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| StartError::Listen { address, source })?;
+        let state = AppState {
+            settings: Arc::new(settings),
+            store,
+            signing_key,
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish for up to
+    /// `SHUTDOWN_GRACE_SECONDS` before returning.
+    pub async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let grace = self.state.settings.shutdown_grace;
+        let store = self.state.store.clone();
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let router = http::router(self.state);
+        let server = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!(
+                grace_seconds = grace.as_secs(),
+                "shutting down: finishing in-flight requests"
+            );
+            let _ = stopping_tx.send(());
+        });
+        let grace_expired = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server => result?,
+            () = grace_expired => tracing::warn!("grace period over: dropping the remaining requests"),
+        }
+        store.close().await;
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,33 @@
+//! The command line: `ragd` serves; the subcommands are for operators.
+
+use clap::{Parser, Subcommand};
+
+/// ragd: one binary that puts LLMs behind an API, with RAG, users, limits and metrics.
+///
+/// Configuration comes from the environment (or a .env file in the working directory);
+/// `ragd config check` shows what is in effect.
+#[derive(Debug, Parser)]
+#[command(name = "ragd", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API, the web UI and the docs (the default).
+    Serve,
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print the effective values, secrets redacted.
+    Check,
+}

@@ -1,0 +1,213 @@
+//! The one error catalogue: every failure any layer reports becomes an [`ApiError`] here, with
+//! a stable snake_case code and a status, and is rendered in the contract's shape (or OpenAI's
+//! on `/v1`). 5xx details are logged with the request id, never sent to the client.
+
+use std::borrow::Cow;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::http::middleware::request_id;
+use crate::store::StoreError;
+
+/// One invalid input field, as listed in a 422's `details`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Path of the field in the request, e.g. `messages[0].content`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The body of every 4xx/5xx answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorDetail,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code, e.g. `validation_error`, `not_found`, `rate_limited`.
+    pub code: String,
+    /// A human sentence.
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+/// An error on its way to the client.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: Cow<'static, str>,
+    pub message: String,
+    pub details: Option<Value>,
+    /// Extra response headers (Retry-After, WWW-Authenticate); boxed to keep the error small.
+    pub headers: Box<HeaderMap>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: Cow::Borrowed(code),
+            message: message.into(),
+            details: None,
+            headers: Box::default(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    /// A 422 listing every invalid field.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let message = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            _ => format!("{} fields are invalid", errors.len()),
+        };
+        let mut error = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            message,
+        );
+        error.details = serde_json::to_value(errors).ok();
+        error
+    }
+
+    /// An unexpected failure: logged here with its cause, answered with a generic sentence.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "an internal error occurred",
+        )
+    }
+
+    pub fn service_unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// The error a framework layer produced with only a status (unknown route, 405, 413, a
+    /// caught panic, a handler timeout), in our terms.
+    pub fn from_status(status: StatusCode) -> Self {
+        let (code, message) = match status {
+            StatusCode::NOT_FOUND => ("not_found", "no such route"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                ("method_not_allowed", "method not allowed on this route")
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("unsupported_media_type", "unsupported content type")
+            }
+            StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
+            StatusCode::SERVICE_UNAVAILABLE => (
+                "service_unavailable",
+                "the service is unavailable, try again",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY => ("validation_error", "the request is invalid"),
+            StatusCode::UNAUTHORIZED => ("unauthorized", "authentication required"),
+            status if status.is_server_error() => ("internal_error", "an internal error occurred"),
+            _ => ("bad_request", "the request is invalid"),
+        };
+        Self::new(status, code, message)
+    }
+
+    /// The contract's body: `{"error": {code, message, details?}, "request_id"}`.
+    pub fn body(&self) -> ErrorResponse {
+        ErrorResponse {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+            request_id: request_id::current(),
+        }
+    }
+
+    /// OpenAI's body, for `/v1`: `{"error": {message, type, param, code}}`.
+    pub fn openai_body(&self) -> Value {
+        let kind = match self.status {
+            StatusCode::UNAUTHORIZED => "authentication_error",
+            StatusCode::FORBIDDEN => "permission_error",
+            StatusCode::NOT_FOUND => "not_found_error",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+            status if status.is_server_error() => "api_error",
+            _ => "invalid_request_error",
+        };
+        let param = self
+            .details
+            .as_ref()
+            .and_then(|d| d.get(0))
+            .and_then(|first| first.get("field"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        json!({"error": {"message": self.message, "type": kind, "param": param, "code": self.code}})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        response.headers_mut().extend(*self.headers.clone());
+        // Marks the response as already in our shape, and lets /v1 re-render it as OpenAI's.
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => {
+                tracing::error!(error = %err, "database unavailable");
+                Self::service_unavailable(
+                    "database_unavailable",
+                    "the database is unavailable, try again",
+                )
+            }
+            StoreError::Conflict { .. } => Self::conflict("conflict", "the object already exists"),
+            other => Self::internal(&other),
+        }
+    }
+}

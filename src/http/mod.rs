@@ -1,0 +1,122 @@
+//! The HTTP surface: the router with its layers, the error catalogue, request extractors
+//! and middleware. Routes themselves live in `crate::routes`.
+
+pub mod error;
+pub mod extract;
+pub mod middleware;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use tower::ServiceBuilder;
+use tower_http::LatencyUnit;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::app::AppState;
+use crate::config::Settings;
+use crate::http::error::ApiError;
+use crate::routes;
+
+pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application: every route, the docs, and the layers every request passes.
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    let (api, openapi) = routes::api_router().split_for_parts();
+    let mut app = api;
+    if settings.metrics_enabled {
+        app = app.merge(routes::metrics::router());
+    }
+    if settings.docs_enabled {
+        app = app.merge(routes::docs::router(openapi));
+    }
+    apply_layers(app.with_state(state), &settings)
+}
+
+/// Wraps routes in the layers every request passes: request id, logs, error shape, metrics,
+/// CORS, panic catching, handler timeout and body limit. Public so tests can put the same
+/// stack around routes of their own.
+pub fn apply_layers(routes: Router, settings: &Settings) -> Router {
+    routes
+        .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
+        .layer(axum::middleware::from_fn(middleware::metrics::record))
+        .layer(DefaultBodyLimit::max(settings.max_request_body_bytes))
+        .layer(
+            // Outermost first: every request gets an id before anything can fail or log.
+            ServiceBuilder::new()
+                .map_request(middleware::request_id::sanitize_incoming)
+                .layer(SetSensitiveHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                ]))
+                .layer(SetRequestIdLayer::new(
+                    REQUEST_ID_HEADER.clone(),
+                    middleware::request_id::MakeUuidV7,
+                ))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER.clone()))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_request(())
+                        .on_response(
+                            DefaultOnResponse::new()
+                                .level(tracing::Level::INFO)
+                                .latency_unit(LatencyUnit::Micros),
+                        ),
+                )
+                .layer(axum::middleware::from_fn(
+                    middleware::error_shape::error_shape,
+                ))
+                .layer(cors(settings))
+                .layer(CatchPanicLayer::new())
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    settings.request_timeout,
+                )),
+        )
+}
+
+/// The log span of one request: id, method and path; the response event adds status and
+/// latency. (The span opens before routing, so it names the path, not the route template.)
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", request_id, method = %request.method(), path = request.uri().path())
+}
+
+fn cors(settings: &Settings) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            REQUEST_ID_HEADER.clone(),
+        ])
+        .expose_headers([
+            REQUEST_ID_HEADER.clone(),
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderName::from_static("x-ratelimit-reset"),
+        ])
+        .max_age(Duration::from_secs(3600));
+    if settings.cors_origins.iter().any(|o| o == "*") {
+        return layer.allow_origin(Any);
+    }
+    let origins: Vec<HeaderValue> = settings
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    layer.allow_origin(AllowOrigin::list(origins))
+}

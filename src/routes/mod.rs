@@ -1,0 +1,54 @@
+//! Thin handlers, one file per area: each extracts its input, calls one service function and
+//! maps the result. No SQL and no provider calls here.
+
+pub mod docs;
+pub mod health;
+pub mod metrics;
+
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ragd",
+        description = "One binary that puts LLMs behind an API: chat over many providers, \
+            documents turned into searchable knowledge with citations, users, API keys and limits.",
+        license(name = "MIT")
+    ),
+    components(schemas(ErrorResponse, ErrorDetail, FieldError)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the `bearer` scheme: a JWT from /api/v1/auth/token or an `rk_...` API key.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A JWT from /api/v1/auth/token, or an API key (rk_...)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every documented route, with the OpenAPI document they make up.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(health::router())
+}

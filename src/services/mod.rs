@@ -1,0 +1,3 @@
+//! The behaviour behind the routes, independent of HTTP.
+
+pub mod readiness;

@@ -1,0 +1,197 @@
+//! The test harness: the real application on a real socket, with a fresh database per test.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ragd::app::{App, AppState};
+use ragd::config::Settings;
+use ragd::store::Store;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+/// Which storage backend a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running ragd. Dropping it stops the server.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    _data_dir: TempDir,
+}
+
+/// Where a test's service URL comes from; `None` means "skip this test" (never in CI).
+pub fn service_url(variable: &str) -> Option<String> {
+    match std::env::var(variable) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{variable} must be set in CI (scripts/test.sh starts the service)")
+        }
+        _ => {
+            eprintln!("skipping: {variable} not set (run scripts/test.sh to start the services)");
+            None
+        }
+    }
+}
+
+/// A fresh, empty PostgreSQL database on the test server; `None` when there is no server.
+pub async fn fresh_postgres_database() -> Option<String> {
+    let admin_url = service_url("TEST_DATABASE_URL")?;
+    let name = format!("ragd_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::postgres::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    let create = format!("CREATE DATABASE {name}");
+    sqlx::Executor::execute(&mut admin, sqlx::raw_sql(sqlx::AssertSqlSafe(create)))
+        .await
+        .expect("create a test database");
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("TEST_DATABASE_URL has a database name");
+    Some(format!("{base}/{name}"))
+}
+
+use sqlx::Connection;
+
+/// Settings for a test app: a temp data dir, port 0, the given backend, plus `overrides`.
+pub async fn test_settings(
+    backend: Backend,
+    data_dir: &TempDir,
+    overrides: &[(&str, &str)],
+) -> Option<Settings> {
+    let mut values: HashMap<String, String> = HashMap::new();
+    let dir = data_dir.path().display().to_string();
+    values.insert("DATA_DIR".into(), dir.clone());
+    values.insert("PORT".into(), "0".into());
+    values.insert("INGEST_WORKERS".into(), "1".into());
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{dir}/ragd.db"),
+        Backend::Postgres => fresh_postgres_database().await?,
+    };
+    values.insert("DATABASE_URL".into(), database_url);
+    values.insert("DATABASE_MAX_CONNECTIONS".into(), "5".into());
+    for (name, value) in overrides {
+        values.insert(name.to_string(), value.to_string());
+    }
+    Some(Settings::from_map(&values).expect("test settings are valid"))
+}
+
+/// The application on SQLite with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Backend::Sqlite, &[])
+        .await
+        .expect("SQLite needs no service")
+}
+
+/// The application on `backend` with `overrides`; `None` when the backend's service is absent.
+pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Option<TestApp> {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let settings = test_settings(backend, &data_dir, overrides).await?;
+    Some(spawn_settings(settings, data_dir).await)
+}
+
+/// The application with exactly these settings.
+pub async fn spawn_settings(settings: Settings, data_dir: TempDir) -> TestApp {
+    let app = App::build(settings).await.expect("the app builds");
+    let address = format!("http://{}", app.local_addr().expect("bound"));
+    let state = app.state().clone();
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.serve_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        state,
+        shutdown: Some(shutdown),
+        _data_dir: data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Asserts the contract's error shape and returns the body.
+pub async fn assert_error(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    assert!(
+        response.headers().contains_key("x-request-id"),
+        "x-request-id on every response"
+    );
+    let body: serde_json::Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["error"]["code"], code, "error code in {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "a message in {body}"
+    );
+    assert!(body["request_id"].is_string(), "request_id in {body}");
+    body
+}
+
+/// Runs each named `async fn(Arc<dyn Store>)` against both backends: `sqlite::NAME` and
+/// `postgres::NAME` (which skips with one line when no PostgreSQL is configured, outside CI).
+#[macro_export]
+macro_rules! for_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                if let Some((store, _dir)) = $crate::helpers::store_for($crate::helpers::Backend::Sqlite).await {
+                    super::$name(store).await;
+                }
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                if let Some((store, _dir)) = $crate::helpers::store_for($crate::helpers::Backend::Postgres).await {
+                    super::$name(store).await;
+                }
+            })*
+        }
+    };
+}
+
+/// A freshly migrated store of the given backend, with the temp dir its files live in.
+pub async fn store_for(backend: Backend) -> Option<(Arc<dyn Store>, TempDir)> {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let settings = test_settings(backend, &data_dir, &[]).await?;
+    let store = ragd::store::connect(&settings)
+        .await
+        .expect("store connects and migrates");
+    Some((store, data_dir))
+}

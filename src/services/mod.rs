@@ -1,0 +1,3 @@
+//! Behaviour: what ragd does, independent of HTTP and of which store or cache backs it.
+
+pub mod auth;

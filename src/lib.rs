@@ -3,6 +3,7 @@
 //! The module tree reads like the architecture: `http` and `routes` receive requests,
 //! `services` hold the behaviour, `store` and `cache` hold the state.
 
+pub mod cache;
 pub mod domain;
 pub mod secret;
 pub mod services;

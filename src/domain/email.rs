@@ -23,7 +23,12 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(input: &str) -> Result<Self, ParseError> {
-        let normalized = input.trim().to_lowercase();
+        let trimmed = input.trim();
+        if trimmed.len() > MAX_LEN {
+            return Err(TOO_LONG);
+        }
+        // Lower-casing can lengthen a few non-ASCII characters, so the bound is checked again.
+        let normalized = trimmed.to_lowercase();
         if normalized.len() > MAX_LEN {
             return Err(TOO_LONG);
         }

@@ -119,6 +119,7 @@ fn token_error(kind: &ErrorKind) -> AuthError {
         ErrorKind::InvalidAlgorithm => AuthError::DisallowedAlgorithm,
         ErrorKind::InvalidSignature => AuthError::BadSignature,
         ErrorKind::ExpiredSignature => AuthError::Expired,
+        // Only `exp` and `sub` are required, and only `exp` is format-checked, by the library.
         ErrorKind::MissingRequiredClaim(claim) if claim == "sub" => AuthError::MissingClaim("sub"),
         ErrorKind::MissingRequiredClaim(_) => AuthError::MissingClaim("exp"),
         ErrorKind::InvalidClaimFormat(_) => AuthError::InvalidClaim("exp"),

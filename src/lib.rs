@@ -3,12 +3,16 @@
 //! The module tree reads like the architecture: `http` and `routes` receive requests,
 //! `services` hold the behaviour, `store` and `cache` hold the state.
 
+/// Rate limiters and key-value caches: in memory, or shared through Redis.
+pub mod cache;
 /// Application state, assembly from settings, serving and graceful shutdown.
 pub mod app;
 /// The command line.
 pub mod cli;
 /// The typed settings tree read from the environment.
 pub mod config;
+/// Validated values (email, password, role) parsed at the request boundary; no I/O.
+pub mod domain;
 /// Router, layers, the error catalogue and request extractors.
 pub mod http;
 /// Thin HTTP handlers, one file per area.

@@ -1,3 +1,4 @@
-//! The behaviour behind the routes, independent of HTTP.
+//! Behaviour: what ragd does, independent of HTTP and of which store or cache backs it.
 
+pub mod auth;
 pub mod readiness;

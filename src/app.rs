@@ -123,3 +123,23 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
 }
+
+/// Asks the ragd configured by `settings` for `/health`: the container health check, so the
+/// runtime image needs no curl. A wildcard listen address is probed on loopback.
+pub async fn probe_health(settings: &Settings) -> Result<(), String> {
+    let host = if settings.host.is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        settings.host
+    };
+    let url = format!("http://{}/health", SocketAddr::new(host, settings.port));
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .map_err(|e| e.to_string())?;
+    match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("{url} answered {}", response.status())),
+        Err(err) => Err(format!("{url}: {err}")),
+    }
+}

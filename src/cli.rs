@@ -19,6 +19,8 @@ pub enum Command {
     Serve,
     /// Create or update the database schema, then exit.
     Migrate,
+    /// Exit 0 when the ragd at HOST:PORT answers /health (for container health checks).
+    Healthcheck,
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -30,4 +32,6 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Validate the configuration and print the effective values, secrets redacted.
     Check,
+    /// Print a commented .env.example with every variable, its meaning and default.
+    Example,
 }

@@ -3,10 +3,10 @@
 //! The module tree reads like the architecture: `http` and `routes` receive requests,
 //! `services` hold the behaviour, `store` and `cache` hold the state.
 
-/// Rate limiters and key-value caches: in memory, or shared through Redis.
-pub mod cache;
 /// Application state, assembly from settings, serving and graceful shutdown.
 pub mod app;
+/// Rate limiters and key-value caches: in memory, or shared through Redis.
+pub mod cache;
 /// The command line.
 pub mod cli;
 /// The typed settings tree read from the environment.

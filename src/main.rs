@@ -31,10 +31,17 @@ async fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> Result<(), String> {
     match command {
         Command::Serve => serve(settings).await,
+        Command::Healthcheck => ragd::app::probe_health(&settings).await,
         Command::Migrate => {
             let store = store::connect(&settings).await.map_err(|e| e.to_string())?;
             eprintln!("ragd: {} schema is up to date", store.backend());
             Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => {
+            let mut out = std::io::stdout().lock();
+            write!(out, "{}", ragd::config::env_example()).map_err(|e| e.to_string())
         }
         Command::Config {
             command: ConfigCommand::Check,

@@ -95,3 +95,14 @@ fn migrate_creates_the_database_and_version_prints() {
     let version = ragd(&["--version"], &[]);
     assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn the_committed_env_example_lists_every_variable() {
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
+    assert_eq!(
+        committed,
+        ragd::config::env_example(),
+        "regenerate with `ragd config example > .env.example`"
+    );
+}

@@ -4,3 +4,5 @@
 //! `services` hold the behaviour, `store` and `cache` hold the state.
 
 pub mod secret;
+/// Behaviour behind the routes: ingestion, embeddings, and later chat and retrieval.
+pub mod services;

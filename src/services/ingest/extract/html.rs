@@ -64,7 +64,7 @@ fn prune_non_content(dom: &RcDom) {
     let mut pending: Vec<(Handle, bool)> = vec![(dom.document.clone(), false)];
     while let Some((node, inside_content)) = pending.pop() {
         let inside_content =
-            inside_content || matches!(tag_name(&node).as_deref(), Some("article" | "main"));
+            inside_content || matches!(element_name(&node), Some("article" | "main"));
         node.children
             .borrow_mut()
             .retain(|child| !is_non_content(child, inside_content));
@@ -90,9 +90,9 @@ fn is_non_content(node: &Handle, inside_content: bool) -> bool {
     })
 }
 
-fn tag_name(node: &Handle) -> Option<String> {
+fn element_name(node: &Handle) -> Option<&str> {
     match &node.data {
-        Element { name, .. } => Some(name.local.to_string()),
+        Element { name, .. } => Some(&name.local),
         _ => None,
     }
 }

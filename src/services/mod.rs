@@ -1,4 +1,6 @@
 //! Behaviour: what ragd does, independent of HTTP and of which store or cache backs it.
 
 pub mod auth;
+pub mod embeddings;
+pub mod ingest;
 pub mod readiness;

@@ -4,3 +4,5 @@
 //! `services` hold the behaviour, `store` and `cache` hold the state.
 
 pub mod secret;
+/// Behaviour behind the routes: LLM providers, and later chat, retrieval and ingest.
+pub mod services;

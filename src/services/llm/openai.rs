@@ -308,3 +308,397 @@ impl RemoteEmbedder for OpenAiProvider {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use axum::Json;
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use serde_json::json;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::services::llm::StreamEvent;
+    use crate::services::llm::test_support::*;
+
+    fn provider(base_url: &str) -> OpenAiProvider {
+        OpenAiProvider::new(http(), base_url, Some(Secret::new("sk-test")))
+    }
+
+    fn chunk(content: &str) -> String {
+        data(
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]}),
+        )
+    }
+
+    fn usage_chunk() -> String {
+        data(
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+            "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}}),
+        )
+    }
+
+    async fn mock_chat(
+        answer: impl Fn() -> Response + Clone + Send + Sync + 'static,
+    ) -> (String, Captured) {
+        let captured = Captured::default();
+        let seen = captured.clone();
+        let router = Router::new().route(
+            "/v1/chat/completions",
+            post(move |headers: HeaderMap, body: Bytes| {
+                seen.record(&headers, &body);
+                let response = answer();
+                async move { response }
+            }),
+        );
+        (format!("{}/v1", serve(router).await), captured)
+    }
+
+    #[tokio::test]
+    async fn complete_sends_the_openai_request_and_maps_answer_and_usage() {
+        let (base_url, captured) = mock_chat(|| {
+            Json(json!({"id": "x", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}}))
+            .into_response()
+        })
+        .await;
+
+        let completion = provider(&base_url)
+            .complete(&user_request("gpt-4o-mini", "Hi"))
+            .await
+            .unwrap();
+
+        assert_eq!(completion.text, "Hello!");
+        assert_eq!(completion.usage, Usage::new(9, 3));
+        assert_eq!(completion.model, "gpt-4o-mini-2024");
+        let (headers, body) = captured.last();
+        assert_eq!(headers["authorization"], "Bearer sk-test");
+        assert_eq!(body["model"], "gpt-4o-mini");
+        assert_eq!(
+            body["messages"][0],
+            json!({"role": "system", "content": "Be brief."})
+        );
+        assert_eq!(
+            body["messages"][1],
+            json!({"role": "user", "content": "Hi"})
+        );
+        assert_eq!(body["max_tokens"], 64);
+        assert_eq!(body["stream"], false);
+        assert!(body.get("stream_options").is_none());
+    }
+
+    #[tokio::test]
+    async fn stream_yields_tokens_then_done_with_the_reported_usage() {
+        let (base_url, captured) = mock_chat(|| {
+            let role = data(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]}));
+            sse(vec![role, chunk("Hel"), chunk("lo"), usage_chunk(), "data: [DONE]\n\n".into()])
+        })
+        .await;
+
+        let events: Vec<_> = provider(&base_url)
+            .stream(&user_request("gpt-4o-mini", "Hi"))
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+
+        assert_eq!(
+            events,
+            [
+                StreamEvent::Token("Hel".into()),
+                StreamEvent::Token("lo".into()),
+                StreamEvent::Done {
+                    usage: Some(Usage::new(12, 2))
+                },
+            ]
+        );
+        let (_, body) = captured.last();
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[tokio::test]
+    async fn upstream_500_is_retried_then_reported_as_an_upstream_error() {
+        let (base_url, captured) = mock_chat(|| {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": {"message": "The server had an error", "type": "server_error"}})))
+                .into_response()
+        })
+        .await;
+
+        let error = provider(&base_url)
+            .complete(&user_request("gpt-4o-mini", "Hi"))
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(&error, ProviderError::Upstream { provider: "openai", status: 500, message } if message == "The server had an error"),
+            "{error:?}"
+        );
+        assert_eq!(captured.count(), 1 + fast_retries().max_retries as usize);
+    }
+
+    #[tokio::test]
+    async fn a_429_with_retry_after_is_waited_out_and_retried() {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let counter = attempts.clone();
+        let (base_url, _) = mock_chat(move || {
+            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "1")],
+                    Json(json!({"error": {"message": "slow down"}})),
+                )
+                    .into_response()
+            } else {
+                Json(
+                    json!({"model": "m", "choices": [{"message": {"content": "ok"}}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}),
+                )
+                .into_response()
+            }
+        })
+        .await;
+
+        let completion = provider(&base_url)
+            .complete(&user_request("m", "Hi"))
+            .await
+            .unwrap();
+
+        assert_eq!(completion.text, "ok");
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_beyond_the_cap_fails_fast_as_rate_limited() {
+        let (base_url, captured) = mock_chat(|| {
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "3600")], "").into_response()
+        })
+        .await;
+
+        let error = provider(&base_url)
+            .complete(&user_request("m", "Hi"))
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(error, ProviderError::RateLimited { retry_after: Some(wait), .. } if wait == Duration::from_secs(3600))
+        );
+        assert_eq!(captured.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn malformed_json_is_a_protocol_error() {
+        let (base_url, _) = mock_chat(|| "{\"choices\": [".into_response()).await;
+
+        let error = provider(&base_url)
+            .complete(&user_request("m", "Hi"))
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(
+                error,
+                ProviderError::Protocol {
+                    provider: "openai",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hanging_provider_times_out() {
+        let router = Router::new().route("/v1/chat/completions", post(hang));
+        let base_url = format!("{}/v1", serve(router).await);
+        let http = http_with_timeouts(Duration::from_millis(200), Duration::from_millis(200));
+        let provider = OpenAiProvider::new(http, &base_url, None);
+
+        let error = provider
+            .complete(&user_request("m", "Hi"))
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(error, ProviderError::Timeout { provider: "openai" }),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_mid_way_ends_with_an_error() {
+        let (base_url, _) =
+            mock_chat(|| cut_after("text/event-stream", vec![chunk("Hel"), chunk("lo")])).await;
+
+        let events: Vec<_> = provider(&base_url)
+            .stream(&user_request("m", "Hi"))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+
+        assert_eq!(events.len(), 3, "{events:?}");
+        assert!(matches!(events[0], Ok(StreamEvent::Token(_))));
+        assert!(
+            matches!(
+                events[2],
+                Err(ProviderError::StreamCut { provider: "openai" })
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_closed_without_done_is_cut() {
+        let (base_url, _) = mock_chat(|| sse(vec![chunk("Hel")])).await;
+
+        let events: Vec<_> = provider(&base_url)
+            .stream(&user_request("m", "Hi"))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+
+        assert!(
+            matches!(events.last(), Some(Err(ProviderError::StreamCut { .. }))),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stalled_stream_hits_the_idle_timeout() {
+        let (base_url, _) =
+            mock_chat(|| stall_after("text/event-stream", vec![chunk("Hel")])).await;
+        let http = http_with_timeouts(Duration::from_secs(30), Duration::from_millis(200));
+        let provider = OpenAiProvider::new(http, &base_url, None);
+
+        let events: Vec<_> = provider
+            .stream(&user_request("m", "Hi"))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+
+        assert!(
+            matches!(events.last(), Some(Err(ProviderError::Timeout { .. }))),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_the_stream_closes_the_upstream_connection() {
+        let (dropped_tx, dropped_rx) = oneshot::channel();
+        let dropped_tx = Arc::new(std::sync::Mutex::new(Some(dropped_tx)));
+        let (base_url, _) = mock_chat(move || {
+            let sender = dropped_tx.lock().unwrap().take().unwrap();
+            hold_open(
+                "text/event-stream",
+                vec![chunk("Hel")],
+                ": keep-alive\n\n",
+                sender,
+            )
+        })
+        .await;
+        let mut stream = provider(&base_url)
+            .stream(&user_request("m", "Hi"))
+            .await
+            .unwrap();
+        assert_eq!(
+            stream.next().await.unwrap().unwrap(),
+            StreamEvent::Token("Hel".into())
+        );
+
+        drop(stream);
+
+        tokio::time::timeout(Duration::from_secs(1), dropped_rx)
+            .await
+            .expect("the mock still streams to a client that went away")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn embeddings_come_back_in_input_order() {
+        let captured = Captured::default();
+        let seen = captured.clone();
+        let router = Router::new().route(
+            "/v1/embeddings",
+            post(move |headers: HeaderMap, body: Bytes| {
+                seen.record(&headers, &body);
+                async {
+                    Json(json!({"object": "list", "model": "text-embedding-3-small",
+                        "data": [{"object": "embedding", "index": 1, "embedding": [0.0, 1.0]},
+                                 {"object": "embedding", "index": 0, "embedding": [1.0, 0.0]}],
+                        "usage": {"prompt_tokens": 5, "total_tokens": 5}}))
+                }
+            }),
+        );
+        let base_url = format!("{}/v1", serve(router).await);
+        let inputs = vec!["first".to_owned(), "second".to_owned()];
+
+        let output = provider(&base_url)
+            .embed("text-embedding-3-small", &inputs)
+            .await
+            .unwrap();
+
+        assert_eq!(output.vectors, vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
+        assert_eq!(output.prompt_tokens, 5);
+        assert_eq!(captured.last().1["input"], json!(["first", "second"]));
+    }
+
+    #[tokio::test]
+    async fn models_are_listed_with_their_owner() {
+        let router = Router::new().route(
+            "/v1/models",
+            get(|| async {
+                Json(json!({"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 1, "owned_by": "system"}]}))
+            }),
+        );
+        let base_url = format!("{}/v1", serve(router).await);
+
+        let models = provider(&base_url).list_models().await.unwrap();
+
+        assert_eq!(
+            models,
+            [ModelInfo {
+                id: "gpt-4o-mini".into(),
+                owned_by: "system".into()
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_connect_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+
+        let error = provider(&format!("http://{address}/v1"))
+            .complete(&user_request("m", "Hi"))
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(
+                error,
+                ProviderError::Connect {
+                    provider: "openai",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+}

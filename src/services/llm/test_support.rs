@@ -108,8 +108,12 @@ fn chunks(parts: Vec<String>) -> impl Stream<Item = Result<Bytes, Infallible>> {
 }
 
 /// Sends `parts`, then breaks the connection: the way a provider crash looks on the wire.
+/// The break comes a moment later so the parts are on the wire first, as in a real crash.
 pub fn cut_after(content_type: &'static str, parts: Vec<String>) -> Response {
-    let broken = futures::stream::once(async { Err(std::io::Error::other("provider crashed")) });
+    let broken = futures::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Err(std::io::Error::other("provider crashed"))
+    });
     let body = chunks(parts)
         .map(|part| part.map_err(std::io::Error::other))
         .chain(broken);
@@ -130,6 +134,15 @@ pub fn hold_open(
         Ok(Bytes::from_static(keep_alive.as_bytes()))
     });
     streaming(content_type, Body::from_stream(chunks(parts).chain(ticks)))
+}
+
+/// Sends `parts`, then goes silent with the connection open: a stalled provider.
+pub fn stall_after(content_type: &'static str, parts: Vec<String>) -> Response {
+    let silence = futures::stream::pending();
+    streaming(
+        content_type,
+        Body::from_stream(chunks(parts).chain(silence)),
+    )
 }
 
 /// A response that never starts: the provider hangs.

@@ -291,3 +291,218 @@ impl LlmProvider for AnthropicProvider {
             .collect())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use axum::Json;
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::services::llm::StreamEvent;
+    use crate::services::llm::test_support::*;
+
+    fn event(name: &str, payload: Value) -> String {
+        format!("event: {name}\ndata: {payload}\n\n")
+    }
+
+    fn message_start() -> String {
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+            "role": "assistant", "content": [], "model": "claude-3-5-haiku-20241022", "stop_reason": null,
+            "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+        )
+    }
+
+    fn text_delta(text: &str) -> String {
+        event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": text}}),
+        )
+    }
+
+    async fn mock_messages(
+        answer: impl Fn() -> Response + Clone + Send + Sync + 'static,
+    ) -> (AnthropicProvider, Captured) {
+        let captured = Captured::default();
+        let seen = captured.clone();
+        let router = Router::new().route(
+            "/v1/messages",
+            post(move |headers: HeaderMap, body: Bytes| {
+                seen.record(&headers, &body);
+                let response = answer();
+                async move { response }
+            }),
+        );
+        let provider =
+            AnthropicProvider::new(http(), &serve(router).await, &Secret::new("sk-ant-test"))
+                .unwrap();
+        (provider, captured)
+    }
+
+    #[tokio::test]
+    async fn complete_maps_system_messages_to_the_system_field_and_reads_usage() {
+        let (provider, captured) = mock_messages(|| {
+            Json(json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-3-5-haiku-20241022",
+                "content": [{"type": "text", "text": "Hello"}, {"type": "text", "text": " there"}],
+                "stop_reason": "end_turn", "usage": {"input_tokens": 20, "output_tokens": 4}}))
+            .into_response()
+        })
+        .await;
+        let mut request = user_request("claude-3-5-haiku-latest", "Hi");
+        request.temperature = 1.5;
+
+        let completion = provider.complete(&request).await.unwrap();
+
+        assert_eq!(completion.text, "Hello there");
+        assert_eq!(completion.usage, Usage::new(20, 4));
+        let (headers, body) = captured.last();
+        assert_eq!(headers["x-api-key"], "sk-ant-test");
+        assert_eq!(headers["anthropic-version"], API_VERSION);
+        assert_eq!(body["system"], "Be brief.");
+        assert_eq!(body["messages"], json!([{"role": "user", "content": "Hi"}]));
+        assert_eq!(body["max_tokens"], 64);
+        assert_eq!(body["temperature"], 1.0, "clamped to Anthropic's range");
+    }
+
+    #[tokio::test]
+    async fn stream_follows_the_event_types_and_reports_input_and_output_usage() {
+        let (provider, captured) = mock_messages(|| {
+            sse(vec![
+                message_start(),
+                event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+                event("ping", json!({"type": "ping"})),
+                text_delta("Hel"),
+                text_delta("lo"),
+                event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+                event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 7}})),
+                event("message_stop", json!({"type": "message_stop"})),
+            ])
+        })
+        .await;
+
+        let events: Vec<_> = provider
+            .stream(&user_request("claude-3-5-haiku-latest", "Hi"))
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+
+        assert_eq!(
+            events,
+            [
+                StreamEvent::Token("Hel".into()),
+                StreamEvent::Token("lo".into()),
+                StreamEvent::Done {
+                    usage: Some(Usage::new(25, 7))
+                },
+            ]
+        );
+        assert_eq!(captured.last().1["stream"], true);
+    }
+
+    #[tokio::test]
+    async fn an_error_event_ends_the_stream_with_an_upstream_error() {
+        let (provider, _) = mock_messages(|| {
+            sse(vec![
+                message_start(),
+                text_delta("Hel"),
+                event("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})),
+            ])
+        })
+        .await;
+
+        let events: Vec<_> = provider
+            .stream(&user_request("claude-x", "Hi"))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+
+        assert!(
+            matches!(events.last(), Some(Err(ProviderError::Upstream { status: 529, message, .. })) if message == "Overloaded"),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_before_message_stop_ends_with_an_error() {
+        let (provider, _) = mock_messages(|| {
+            cut_after(
+                "text/event-stream",
+                vec![message_start(), text_delta("Hel")],
+            )
+        })
+        .await;
+
+        let events: Vec<_> = provider
+            .stream(&user_request("claude-x", "Hi"))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+
+        assert!(
+            matches!(
+                events.last(),
+                Some(Err(ProviderError::StreamCut {
+                    provider: "anthropic"
+                }))
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_authentication_error_is_summarized_without_the_key() {
+        let (provider, _) = mock_messages(|| {
+            (StatusCode::UNAUTHORIZED, Json(json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})))
+                .into_response()
+        })
+        .await;
+
+        let error = provider
+            .complete(&user_request("claude-x", "Hi"))
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(&error, ProviderError::Upstream { status: 401, message, .. } if message == "invalid x-api-key"),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn models_are_listed_with_the_anthropic_prefix() {
+        let router = Router::new().route(
+            "/v1/models",
+            get(|headers: HeaderMap| async move {
+                assert_eq!(headers["x-api-key"], "sk-ant-test");
+                Json(json!({"data": [{"type": "model", "id": "claude-sonnet-4-0", "display_name": "Claude Sonnet 4",
+                    "created_at": "2025-05-14T00:00:00Z"}], "has_more": false, "first_id": "a", "last_id": "a"}))
+            }),
+        );
+        let base_url = format!("{}/v1/", serve(router).await);
+        let provider =
+            AnthropicProvider::new(http(), &base_url, &Secret::new("sk-ant-test")).unwrap();
+
+        let models = provider.list_models().await.unwrap();
+
+        assert_eq!(
+            models,
+            [ModelInfo {
+                id: "anthropic/claude-sonnet-4-0".into(),
+                owned_by: "anthropic".into()
+            }]
+        );
+    }
+}

@@ -220,3 +220,232 @@ impl RemoteEmbedder for OllamaProvider {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use axum::Json;
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::services::llm::StreamEvent;
+    use crate::services::llm::test_support::*;
+
+    fn line(content: &str) -> String {
+        json!({"model": "llama3.2", "created_at": "2024-01-01T00:00:00Z",
+            "message": {"role": "assistant", "content": content}, "done": false})
+        .to_string()
+    }
+
+    fn done_line() -> String {
+        json!({"model": "llama3.2", "created_at": "2024-01-01T00:00:00Z",
+            "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
+            "total_duration": 1000, "prompt_eval_count": 26, "eval_count": 2})
+        .to_string()
+    }
+
+    async fn mock_chat(
+        answer: impl Fn() -> Response + Clone + Send + Sync + 'static,
+    ) -> (OllamaProvider, Captured) {
+        let captured = Captured::default();
+        let seen = captured.clone();
+        let router = Router::new().route(
+            "/api/chat",
+            post(move |headers: HeaderMap, body: Bytes| {
+                seen.record(&headers, &body);
+                let response = answer();
+                async move { response }
+            }),
+        );
+        (OllamaProvider::new(http(), &serve(router).await), captured)
+    }
+
+    #[tokio::test]
+    async fn complete_uses_the_native_chat_api_and_maps_eval_counts_to_usage() {
+        let (provider, captured) = mock_chat(|| {
+            let mut answer: Value = serde_json::from_str(&done_line()).unwrap();
+            answer["message"]["content"] = json!("Hi there");
+            Json(answer).into_response()
+        })
+        .await;
+
+        let completion = provider
+            .complete(&user_request("llama3.2", "Hi"))
+            .await
+            .unwrap();
+
+        assert_eq!(completion.text, "Hi there");
+        assert_eq!(completion.usage, Usage::new(26, 2));
+        let (_, body) = captured.last();
+        assert_eq!(body["model"], "llama3.2");
+        assert_eq!(body["stream"], false);
+        assert_eq!(body["options"]["num_predict"], 64);
+        assert_eq!(
+            body["messages"][1],
+            json!({"role": "user", "content": "Hi"})
+        );
+    }
+
+    #[tokio::test]
+    async fn stream_reads_ndjson_until_the_done_line() {
+        let (provider, captured) =
+            mock_chat(|| ndjson(vec![line("Hel"), line("lo"), done_line()])).await;
+
+        let events: Vec<_> = provider
+            .stream(&user_request("llama3.2", "Hi"))
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+
+        assert_eq!(
+            events,
+            [
+                StreamEvent::Token("Hel".into()),
+                StreamEvent::Token("lo".into()),
+                StreamEvent::Done {
+                    usage: Some(Usage::new(26, 2))
+                },
+            ]
+        );
+        assert_eq!(captured.last().1["stream"], true);
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_before_the_done_line_ends_with_an_error() {
+        let (provider, _) =
+            mock_chat(|| cut_after("application/x-ndjson", vec![format!("{}\n", line("Hel"))]))
+                .await;
+
+        let events: Vec<_> = provider
+            .stream(&user_request("llama3.2", "Hi"))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+
+        assert!(
+            matches!(events.first(), Some(Ok(StreamEvent::Token(_)))),
+            "{events:?}"
+        );
+        assert!(
+            matches!(
+                events.last(),
+                Some(Err(ProviderError::StreamCut { provider: "ollama" }))
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_line_inside_the_stream_is_an_upstream_error() {
+        let (provider, _) = mock_chat(|| {
+            ndjson(vec![
+                line("Hel"),
+                json!({"error": "model runner crashed"}).to_string(),
+            ])
+        })
+        .await;
+
+        let events: Vec<_> = provider
+            .stream(&user_request("llama3.2", "Hi"))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+
+        assert!(
+            matches!(events.last(), Some(Err(ProviderError::Upstream { message, .. })) if message == "model runner crashed"),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_model_is_reported_with_ollamas_message() {
+        let (provider, captured) = mock_chat(|| {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "model \"nope\" not found, try pulling it first"})),
+            )
+                .into_response()
+        })
+        .await;
+
+        let error = provider
+            .complete(&user_request("nope", "Hi"))
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(&error, ProviderError::Upstream { status: 404, message, .. } if message.contains("not found")),
+            "{error:?}"
+        );
+        assert_eq!(captured.count(), 1, "a 404 is not retried");
+    }
+
+    #[tokio::test]
+    async fn tags_become_routable_model_names() {
+        let router = Router::new().route(
+            "/api/tags",
+            get(|| async { Json(json!({"models": [{"name": "llama3.2:latest", "model": "llama3.2:latest", "size": 1}]})) }),
+        );
+        let provider = OllamaProvider::new(http(), &serve(router).await);
+
+        let models = provider.list_models().await.unwrap();
+
+        assert_eq!(
+            models,
+            [ModelInfo {
+                id: "ollama/llama3.2:latest".into(),
+                owned_by: "ollama".into()
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn embed_returns_one_vector_per_input() {
+        let captured = Captured::default();
+        let seen = captured.clone();
+        let router = Router::new().route(
+            "/api/embed",
+            post(move |headers: HeaderMap, body: Bytes| {
+                seen.record(&headers, &body);
+                async { Json(json!({"model": "nomic-embed-text", "embeddings": [[0.1, 0.2], [0.3, 0.4]], "prompt_eval_count": 4})) }
+            }),
+        );
+        let provider = OllamaProvider::new(http(), &serve(router).await);
+        let inputs = vec!["a".to_owned(), "b".to_owned()];
+
+        let output = provider.embed("nomic-embed-text", &inputs).await.unwrap();
+
+        assert_eq!(output.vectors, vec![vec![0.1, 0.2], vec![0.3, 0.4]]);
+        assert_eq!(output.prompt_tokens, 4);
+        assert_eq!(
+            captured.last().1,
+            json!({"model": "nomic-embed-text", "input": ["a", "b"]})
+        );
+    }
+
+    #[tokio::test]
+    async fn embed_rejects_a_count_mismatch() {
+        let router = Router::new().route(
+            "/api/embed",
+            post(|| async { Json(json!({"embeddings": [[0.1]]})) }),
+        );
+        let provider = OllamaProvider::new(http(), &serve(router).await);
+
+        let error = provider
+            .embed("m", &["a".to_owned(), "b".to_owned()])
+            .await
+            .unwrap_err();
+
+        assert!(matches!(error, ProviderError::Protocol { .. }), "{error:?}");
+    }
+}

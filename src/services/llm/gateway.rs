@@ -340,3 +340,371 @@ fn not_configured(model: &str, provider: ProviderId) -> ProviderError {
         hint,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Json;
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    use bytes::Bytes;
+    use serde_json::json;
+
+    use super::*;
+    use crate::services::llm::test_support::*;
+    use crate::services::llm::{Usage, tokens};
+
+    fn settings() -> LlmSettings {
+        LlmSettings {
+            openai_api_key: None,
+            openai_base_url: OPENAI_OFFICIAL_BASE_URL.to_owned(),
+            ollama_base_url: None,
+            anthropic_api_key: None,
+            anthropic_base_url: "https://api.anthropic.com".to_owned(),
+            default_model: None,
+            fallback_models: Vec::new(),
+            timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(5),
+            ttft_timeout: None,
+            max_retries: 2,
+        }
+    }
+
+    fn gateway(settings: LlmSettings) -> LlmGateway {
+        LlmGateway::with_retry_policy(settings, fast_retries()).unwrap()
+    }
+
+    fn openai_chunk(content: &str) -> String {
+        data(
+            json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": content}}]}),
+        )
+    }
+
+    fn ollama_answer(content: &str) -> serde_json::Value {
+        json!({"model": "llama3.2", "message": {"role": "assistant", "content": content}, "done": true,
+            "prompt_eval_count": 5, "eval_count": 2})
+    }
+
+    /// One mock server that speaks both OpenAI (under /v1) and Ollama (under /api).
+    struct Upstreams {
+        url: String,
+        ollama_calls: Arc<AtomicUsize>,
+        ollama_requests: Captured,
+    }
+
+    impl Upstreams {
+        async fn start(openai_chat: axum::routing::MethodRouter) -> Self {
+            let ollama_calls = Arc::new(AtomicUsize::new(0));
+            let ollama_requests = Captured::default();
+            let (calls, seen) = (ollama_calls.clone(), ollama_requests.clone());
+            let router = Router::new()
+                .route("/v1/chat/completions", openai_chat)
+                .route("/v1/models", get(|| async { Json(json!({"data": [{"id": "gpt-4o-mini", "owned_by": "openai"}]})) }))
+                .route(
+                    "/api/chat",
+                    post(move |headers: HeaderMap, body: Bytes| {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        seen.record(&headers, &body);
+                        let streamed = seen.last().1["stream"] == true;
+                        async move {
+                            if streamed {
+                                let token = json!({"message": {"role": "assistant", "content": "from ollama"}, "done": false});
+                                ndjson(vec![token.to_string(), ollama_answer("").to_string()])
+                            } else {
+                                Json(ollama_answer("from ollama")).into_response()
+                            }
+                        }
+                    }),
+                );
+            Self {
+                url: serve(router).await,
+                ollama_calls,
+                ollama_requests,
+            }
+        }
+
+        fn settings(&self, fallback_models: &[&str]) -> LlmSettings {
+            LlmSettings {
+                openai_base_url: format!("{}/v1", self.url),
+                ollama_base_url: Some(self.url.clone()),
+                fallback_models: fallback_models
+                    .iter()
+                    .map(|model| (*model).to_owned())
+                    .collect(),
+                ..settings()
+            }
+        }
+    }
+
+    fn failing_openai() -> axum::routing::MethodRouter {
+        post(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": {"message": "overloaded"}})),
+            )
+        })
+    }
+
+    #[test]
+    fn the_default_model_is_the_first_configured_provider_else_local() {
+        assert_eq!(gateway(settings()).default_model(), LOCAL_MODEL);
+        let with_key = LlmSettings {
+            openai_api_key: Some(Secret::new("sk-x")),
+            ..settings()
+        };
+        assert_eq!(gateway(with_key).default_model(), OPENAI_DEFAULT_MODEL);
+        let anthropic = LlmSettings {
+            anthropic_api_key: Some(Secret::new("sk-ant")),
+            ..settings()
+        };
+        assert_eq!(gateway(anthropic).default_model(), ANTHROPIC_DEFAULT_MODEL);
+        let ollama = LlmSettings {
+            ollama_base_url: Some("http://localhost:11434".into()),
+            ..settings()
+        };
+        assert_eq!(gateway(ollama).default_model(), OLLAMA_DEFAULT_MODEL);
+        let chosen = LlmSettings {
+            default_model: Some("ollama/qwen3".into()),
+            ..settings()
+        };
+        assert_eq!(gateway(chosen).default_model(), "ollama/qwen3");
+    }
+
+    #[tokio::test]
+    async fn a_model_whose_provider_is_not_configured_is_not_configured() {
+        let gateway = gateway(settings());
+
+        for model in ["gpt-4o-mini", "ollama/llama3.2", "claude-3-5-haiku-latest"] {
+            let error = gateway
+                .complete(model, &user_request("", "Hi"))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, ProviderError::NotConfigured { .. }),
+                "{model}: {error:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_compatible_server_is_used_without_a_key_and_the_answer_says_who_answered() {
+        let upstreams = Upstreams::start(post(|| async {
+            Json(
+                json!({"model": "qwen", "choices": [{"message": {"content": "hi"}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}),
+            )
+        }))
+        .await;
+
+        let routed = gateway(upstreams.settings(&[]))
+            .complete("qwen", &user_request("", "Hi"))
+            .await
+            .unwrap();
+
+        assert_eq!((routed.provider, routed.model.as_str()), ("openai", "qwen"));
+        assert_eq!(routed.value.text, "hi");
+    }
+
+    #[tokio::test]
+    async fn complete_falls_back_to_the_next_model_with_its_prefix_stripped() {
+        let upstreams = Upstreams::start(failing_openai()).await;
+        let gateway = gateway(upstreams.settings(&["ollama/llama3.2"]));
+
+        let routed = gateway
+            .complete("gpt-4o-mini", &user_request("", "Hi"))
+            .await
+            .unwrap();
+
+        assert_eq!(
+            (routed.provider, routed.model.as_str()),
+            ("ollama", "ollama/llama3.2")
+        );
+        assert_eq!(routed.value.text, "from ollama");
+        assert_eq!(upstreams.ollama_requests.last().1["model"], "llama3.2");
+    }
+
+    #[tokio::test]
+    async fn when_every_model_fails_the_last_error_is_returned() {
+        let upstreams = Upstreams::start(failing_openai()).await;
+        let gateway = gateway(upstreams.settings(&["gpt-4o"]));
+
+        let error = gateway
+            .complete("gpt-4o-mini", &user_request("", "Hi"))
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(error, ProviderError::Upstream { status: 503, .. }),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn stream_falls_back_when_the_provider_fails_before_the_first_token() {
+        let upstreams = Upstreams::start(post(|| async {
+            cut_after("text/event-stream", Vec::new())
+        }))
+        .await;
+        let gateway = gateway(upstreams.settings(&["ollama/llama3.2"]));
+
+        let routed = gateway
+            .stream("gpt-4o-mini", &user_request("", "Hi"))
+            .await
+            .unwrap();
+        let events: Vec<_> = routed.value.map(Result::unwrap).collect().await;
+
+        assert_eq!(routed.provider, "ollama");
+        assert_eq!(
+            events.first(),
+            Some(&StreamEvent::Token("from ollama".into()))
+        );
+        assert_eq!(
+            events.last(),
+            Some(&StreamEvent::Done {
+                usage: Some(Usage::new(5, 2))
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn stream_does_not_fall_back_once_a_token_was_produced() {
+        let upstreams = Upstreams::start(post(|| async {
+            cut_after("text/event-stream", vec![openai_chunk("Hel")])
+        }))
+        .await;
+        let gateway = gateway(upstreams.settings(&["ollama/llama3.2"]));
+
+        let routed = gateway
+            .stream("gpt-4o-mini", &user_request("", "Hi"))
+            .await
+            .unwrap();
+        let events: Vec<_> = routed.value.collect().await;
+
+        assert_eq!(routed.provider, "openai");
+        assert!(matches!(&events[0], Ok(StreamEvent::Token(text)) if text == "Hel"));
+        assert!(
+            matches!(events.last(), Some(Err(ProviderError::StreamCut { .. }))),
+            "{events:?}"
+        );
+        assert_eq!(upstreams.ollama_calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_first_token_fails_over_after_the_ttft_timeout() {
+        let upstreams = Upstreams::start(post(|| async {
+            stall_after("text/event-stream", Vec::new())
+        }))
+        .await;
+        let settings = LlmSettings {
+            ttft_timeout: Some(Duration::from_millis(200)),
+            ..upstreams.settings(&[LOCAL_MODEL])
+        };
+
+        let routed = gateway(settings)
+            .stream("gpt-4o-mini", &user_request("", "Hi"))
+            .await
+            .unwrap();
+
+        assert_eq!(
+            (routed.provider, routed.model.as_str()),
+            ("local", LOCAL_MODEL)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_without_reported_usage_is_counted_with_the_tokenizer() {
+        let upstreams = Upstreams::start(post(|| async {
+            sse(vec![
+                openai_chunk("Hello"),
+                openai_chunk(" world"),
+                "data: [DONE]\n\n".to_owned(),
+            ])
+        }))
+        .await;
+        let request = user_request("", "Hi");
+
+        let routed = gateway(upstreams.settings(&[]))
+            .stream("gpt-4o-mini", &request)
+            .await
+            .unwrap();
+        let events: Vec<_> = routed.value.map(Result::unwrap).collect().await;
+
+        let expected = tokens::estimate_usage("gpt-4o-mini", &request.messages, "Hello world");
+        assert_eq!(
+            events.last(),
+            Some(&StreamEvent::Done {
+                usage: Some(expected)
+            })
+        );
+        assert_eq!(expected.completion_tokens, 2);
+    }
+
+    #[tokio::test]
+    async fn list_models_merges_providers_and_skips_one_that_fails() {
+        let upstreams = Upstreams::start(failing_openai()).await;
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let unreachable = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let settings = LlmSettings {
+            anthropic_api_key: Some(Secret::new("sk-ant")),
+            anthropic_base_url: unreachable,
+            ..upstreams.settings(&[])
+        };
+
+        let ids: Vec<String> = gateway(settings)
+            .list_models()
+            .await
+            .into_iter()
+            .map(|model| model.id)
+            .collect();
+
+        assert_eq!(
+            ids,
+            ["gpt-4o-mini", LOCAL_MODEL],
+            "anthropic is down and this Ollama has no /api/tags"
+        );
+    }
+
+    #[tokio::test]
+    async fn embeddings_are_routed_and_refused_where_unsupported() {
+        let router = Router::new().route(
+            "/api/embed",
+            post(|| async { Json(json!({"embeddings": [[0.5, 0.5]], "prompt_eval_count": 1})) }),
+        );
+        let url = serve(router).await;
+        let settings = LlmSettings {
+            ollama_base_url: Some(url),
+            anthropic_api_key: Some(Secret::new("sk-ant")),
+            ..settings()
+        };
+        let gateway = gateway(settings);
+        let inputs = vec!["text".to_owned()];
+
+        let routed = gateway
+            .embed("ollama/nomic-embed-text", &inputs)
+            .await
+            .unwrap();
+        assert_eq!((routed.provider, routed.value.vectors.len()), ("ollama", 1));
+
+        let anthropic = gateway
+            .embed("anthropic/claude-x", &inputs)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            anthropic,
+            ProviderError::Unsupported {
+                provider: "anthropic",
+                ..
+            }
+        ));
+        let openai = gateway
+            .embed("text-embedding-3-small", &inputs)
+            .await
+            .unwrap_err();
+        assert!(matches!(openai, ProviderError::NotConfigured { .. }));
+    }
+}

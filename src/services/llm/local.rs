@@ -262,43 +262,74 @@ mod tests {
     }
 
     const CONTEXT: &[(usize, &str)] = &[
-        (1, "The Eiffel Tower is in Paris. It was completed in 1889 for the World's Fair."),
-        (2, "Rust is a systems programming language. Rust guarantees memory safety without a garbage collector."),
+        (
+            1,
+            "The Eiffel Tower is in Paris. It was completed in 1889 for the World's Fair.",
+        ),
+        (
+            2,
+            "Rust is a systems programming language. Rust guarantees memory safety without a garbage collector.",
+        ),
     ];
 
     #[tokio::test]
     async fn answers_by_quoting_relevant_sentences_with_their_source_numbers() {
-        let completion = LocalProvider.complete(&request("When was the Eiffel Tower completed?", CONTEXT)).await.unwrap();
+        let completion = LocalProvider
+            .complete(&request("When was the Eiffel Tower completed?", CONTEXT))
+            .await
+            .unwrap();
 
-        assert!(completion.text.starts_with(ANSWER_LEAD), "{}", completion.text);
         assert!(
-            completion.text.contains("\"It was completed in 1889 for the World's Fair.\" [1]"),
+            completion.text.starts_with(ANSWER_LEAD),
+            "{}",
+            completion.text
+        );
+        assert!(
+            completion
+                .text
+                .contains("\"It was completed in 1889 for the World's Fair.\" [1]"),
             "{}",
             completion.text
         );
         assert!(!completion.text.contains("[2]"), "{}", completion.text);
         assert!(completion.usage.prompt_tokens > 0 && completion.usage.completion_tokens > 0);
-        assert_eq!(completion.usage.total_tokens, completion.usage.prompt_tokens + completion.usage.completion_tokens);
+        assert_eq!(
+            completion.usage.total_tokens,
+            completion.usage.prompt_tokens + completion.usage.completion_tokens
+        );
     }
 
     #[tokio::test]
     async fn ranks_the_best_matching_sentence_first() {
-        let completion = LocalProvider.complete(&request("How does Rust give memory safety?", CONTEXT)).await.unwrap();
+        let completion = LocalProvider
+            .complete(&request("How does Rust give memory safety?", CONTEXT))
+            .await
+            .unwrap();
 
         let first_quote = completion.text.lines().nth(1).unwrap();
-        assert!(first_quote.contains("memory safety") && first_quote.ends_with("[2]"), "{}", completion.text);
+        assert!(
+            first_quote.contains("memory safety") && first_quote.ends_with("[2]"),
+            "{}",
+            completion.text
+        );
     }
 
     #[tokio::test]
     async fn says_plainly_when_there_is_no_context() {
-        let completion = LocalProvider.complete(&request("What is ragd?", &[])).await.unwrap();
+        let completion = LocalProvider
+            .complete(&request("What is ragd?", &[]))
+            .await
+            .unwrap();
 
         assert_eq!(completion.text, NO_CONTEXT_ANSWER);
     }
 
     #[tokio::test]
     async fn says_so_when_the_context_does_not_cover_the_question() {
-        let completion = LocalProvider.complete(&request("Who painted the Mona Lisa?", CONTEXT)).await.unwrap();
+        let completion = LocalProvider
+            .complete(&request("Who painted the Mona Lisa?", CONTEXT))
+            .await
+            .unwrap();
 
         assert_eq!(completion.text, NO_MATCH_ANSWER);
     }
@@ -308,7 +339,13 @@ mod tests {
         let req = request("Where is the Eiffel Tower?", CONTEXT);
         let whole = LocalProvider.complete(&req).await.unwrap();
 
-        let events: Vec<_> = LocalProvider.stream(&req).await.unwrap().map(Result::unwrap).collect().await;
+        let events: Vec<_> = LocalProvider
+            .stream(&req)
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
 
         let (last, tokens) = events.split_last().unwrap();
         assert!(tokens.len() > 3);
@@ -320,7 +357,12 @@ mod tests {
             })
             .collect();
         assert_eq!(streamed, whole.text);
-        assert_eq!(*last, StreamEvent::Done { usage: Some(whole.usage) });
+        assert_eq!(
+            *last,
+            StreamEvent::Done {
+                usage: Some(whole.usage)
+            }
+        );
     }
 
     #[tokio::test]
@@ -337,7 +379,12 @@ mod tests {
     fn sentences_split_at_terminators_and_lines() {
         assert_eq!(
             split_sentences("First one. Second one!\nThird line without stop\nv1.2 stays whole."),
-            ["First one.", "Second one!", "Third line without stop", "v1.2 stays whole."]
+            [
+                "First one.",
+                "Second one!",
+                "Third line without stop",
+                "v1.2 stays whole."
+            ]
         );
     }
 }

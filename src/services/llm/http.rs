@@ -108,7 +108,7 @@ impl LlmHttp {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let this_try = request.try_clone().ok_or(ProviderError::Protocol {
+            let this_try = request.try_clone().ok_or_else(|| ProviderError::Protocol {
                 provider,
                 message: "request body cannot be replayed".to_owned(),
             })?;
@@ -373,6 +373,7 @@ fn truncate_chars(text: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;

@@ -3,4 +3,5 @@
 pub mod auth;
 pub mod embeddings;
 pub mod ingest;
+pub mod llm;
 pub mod readiness;

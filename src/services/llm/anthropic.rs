@@ -1,0 +1,508 @@
+//! The Anthropic provider over the Messages API: system messages become the top-level
+//! `system` field, and the SSE event stream (`message_start`, `content_block_delta`,
+//! `message_delta`, `message_stop`, `error`) becomes stream events.
+
+use async_trait::async_trait;
+use reqwest::RequestBuilder;
+use reqwest::header::HeaderValue;
+use serde::{Deserialize, Serialize};
+
+use super::framing::{Frame, decode_events, lines, sse_events};
+use super::http::{LlmHttp, Upstream};
+use super::{
+    Completion, CompletionRequest, EventStream, LlmProvider, ModelInfo, ProviderError, Role, Usage,
+};
+use crate::secret::Secret;
+
+const PROVIDER: &str = "anthropic";
+const API_VERSION: &str = "2023-06-01";
+/// Anthropic accepts temperatures in 0..=1; ragd's API allows up to 2.
+const MAX_TEMPERATURE: f32 = 1.0;
+/// Anthropic's "overloaded" status, used for an overload reported inside a stream.
+const OVERLOADED_STATUS: u16 = 529;
+
+pub struct AnthropicProvider {
+    http: LlmHttp,
+    base_url: String,
+    /// The key as a header value marked sensitive, so it never shows in debug output.
+    api_key: HeaderValue,
+}
+
+impl AnthropicProvider {
+    /// `base_url` is the API root, with or without the `/v1` suffix.
+    pub fn new(http: LlmHttp, base_url: &str, api_key: &Secret) -> Result<Self, ProviderError> {
+        let mut api_key =
+            HeaderValue::from_str(api_key.expose()).map_err(|_| ProviderError::NotConfigured {
+                model: PROVIDER.to_owned(),
+                hint: "ANTHROPIC_API_KEY contains characters not allowed in an HTTP header",
+            })?;
+        api_key.set_sensitive(true);
+        let root = base_url.trim_end_matches('/');
+        Ok(Self {
+            http,
+            base_url: root.strip_suffix("/v1").unwrap_or(root).to_owned(),
+            api_key,
+        })
+    }
+
+    fn authorized(&self, builder: RequestBuilder) -> RequestBuilder {
+        builder
+            .header("x-api-key", self.api_key.clone())
+            .header("anthropic-version", API_VERSION)
+    }
+
+    async fn post_messages(
+        &self,
+        req: &CompletionRequest,
+        stream: bool,
+    ) -> Result<Upstream, ProviderError> {
+        let builder = self
+            .authorized(
+                self.http
+                    .client()
+                    .post(format!("{}/v1/messages", self.base_url)),
+            )
+            .json(&MessagesBody::new(req, stream));
+        self.http.send(PROVIDER, builder).await
+    }
+}
+
+#[derive(Serialize)]
+struct MessagesBody<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    messages: Vec<WireMessage<'a>>,
+    temperature: f32,
+    stream: bool,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: Role,
+    content: &'a str,
+}
+
+impl<'a> MessagesBody<'a> {
+    /// Anthropic takes system instructions as one top-level field, not as messages.
+    fn new(req: &'a CompletionRequest, stream: bool) -> Self {
+        let system: Vec<&str> = req
+            .messages
+            .iter()
+            .filter(|message| message.role == Role::System)
+            .map(|message| message.content.as_str())
+            .collect();
+        let messages = req
+            .messages
+            .iter()
+            .filter(|message| message.role != Role::System)
+            .map(|message| WireMessage {
+                role: message.role,
+                content: &message.content,
+            })
+            .collect();
+        Self {
+            model: &req.model,
+            max_tokens: req.max_tokens,
+            system: (!system.is_empty()).then(|| system.join("\n\n")),
+            messages,
+            temperature: req.temperature.clamp(0.0, MAX_TEMPERATURE),
+            stream,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    input_tokens: u32,
+    #[serde(default)]
+    output_tokens: u32,
+}
+
+#[derive(Deserialize)]
+struct MessageResponse {
+    model: Option<String>,
+    content: Vec<ContentBlock>,
+    usage: WireUsage,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ContentBlock {
+    Text {
+        text: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StreamPayload {
+    MessageStart {
+        message: StartedMessage,
+    },
+    ContentBlockDelta {
+        delta: BlockDelta,
+    },
+    MessageDelta {
+        usage: Option<WireUsage>,
+    },
+    MessageStop,
+    Error {
+        error: WireError,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct StartedMessage {
+    usage: WireUsage,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum BlockDelta {
+    TextDelta {
+        text: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct WireError {
+    #[serde(rename = "type")]
+    kind: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct ModelList {
+    data: Vec<WireModel>,
+}
+
+#[derive(Deserialize)]
+struct WireModel {
+    id: String,
+}
+
+/// Usage as the stream reveals it: input tokens at the start, output tokens in
+/// `message_delta` (cumulative).
+#[derive(Default)]
+struct StreamUsage {
+    input_tokens: Option<u32>,
+    output_tokens: Option<u32>,
+}
+
+impl StreamUsage {
+    fn report(&self) -> Option<Usage> {
+        Some(Usage::new(self.input_tokens?, self.output_tokens?))
+    }
+}
+
+fn decode_event(data: &str, usage: &mut StreamUsage) -> Result<Frame, ProviderError> {
+    let payload: StreamPayload =
+        serde_json::from_str(data).map_err(|error| ProviderError::Protocol {
+            provider: PROVIDER,
+            message: format!("invalid stream event: {error}"),
+        })?;
+    Ok(match payload {
+        StreamPayload::MessageStart { message } => {
+            usage.input_tokens = Some(message.usage.input_tokens);
+            usage.output_tokens = Some(message.usage.output_tokens);
+            Frame::Ignore
+        }
+        StreamPayload::ContentBlockDelta {
+            delta: BlockDelta::TextDelta { text },
+        } if !text.is_empty() => Frame::Token(text),
+        StreamPayload::MessageDelta {
+            usage: Some(reported),
+        } => {
+            usage.output_tokens = Some(reported.output_tokens);
+            Frame::Ignore
+        }
+        StreamPayload::MessageStop => Frame::Done(usage.report()),
+        StreamPayload::Error { error } => {
+            let status = if error.kind == "overloaded_error" {
+                OVERLOADED_STATUS
+            } else {
+                200
+            };
+            return Err(ProviderError::Upstream {
+                provider: PROVIDER,
+                status,
+                message: error.message,
+            });
+        }
+        _ => Frame::Ignore,
+    })
+}
+
+#[async_trait]
+impl LlmProvider for AnthropicProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn complete(&self, req: &CompletionRequest) -> Result<Completion, ProviderError> {
+        let response: MessageResponse = self.post_messages(req, false).await?.json().await?;
+        let text = response
+            .content
+            .into_iter()
+            .filter_map(|block| match block {
+                ContentBlock::Text { text } => Some(text),
+                ContentBlock::Other => None,
+            })
+            .collect();
+        Ok(Completion {
+            text,
+            usage: Usage::new(response.usage.input_tokens, response.usage.output_tokens),
+            model: response.model.unwrap_or_else(|| req.model.clone()),
+        })
+    }
+
+    async fn stream(&self, req: &CompletionRequest) -> Result<EventStream, ProviderError> {
+        let upstream = self.post_messages(req, true).await?;
+        let events = sse_events(lines(PROVIDER, upstream.into_chunks()));
+        let mut usage = StreamUsage::default();
+        Ok(decode_events(PROVIDER, events, move |event| {
+            decode_event(&event.data, &mut usage)
+        }))
+    }
+
+    async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
+        let builder = self.authorized(
+            self.http
+                .client()
+                .get(format!("{}/v1/models?limit=1000", self.base_url)),
+        );
+        let list: ModelList = self.http.send(PROVIDER, builder).await?.json().await?;
+        Ok(list
+            .data
+            .into_iter()
+            .map(|model| ModelInfo {
+                id: format!("{PROVIDER}/{}", model.id),
+                owned_by: PROVIDER.to_owned(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use axum::Json;
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::services::llm::StreamEvent;
+    use crate::services::llm::test_support::*;
+
+    fn event(name: &str, payload: Value) -> String {
+        format!("event: {name}\ndata: {payload}\n\n")
+    }
+
+    fn message_start() -> String {
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+            "role": "assistant", "content": [], "model": "claude-3-5-haiku-20241022", "stop_reason": null,
+            "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+        )
+    }
+
+    fn text_delta(text: &str) -> String {
+        event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": text}}),
+        )
+    }
+
+    async fn mock_messages(
+        answer: impl Fn() -> Response + Clone + Send + Sync + 'static,
+    ) -> (AnthropicProvider, Captured) {
+        let captured = Captured::default();
+        let seen = captured.clone();
+        let router = Router::new().route(
+            "/v1/messages",
+            post(move |headers: HeaderMap, body: Bytes| {
+                seen.record(&headers, &body);
+                let response = answer();
+                async move { response }
+            }),
+        );
+        let provider =
+            AnthropicProvider::new(http(), &serve(router).await, &Secret::new("sk-ant-test"))
+                .unwrap();
+        (provider, captured)
+    }
+
+    #[tokio::test]
+    async fn complete_maps_system_messages_to_the_system_field_and_reads_usage() {
+        let (provider, captured) = mock_messages(|| {
+            Json(json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-3-5-haiku-20241022",
+                "content": [{"type": "text", "text": "Hello"}, {"type": "text", "text": " there"}],
+                "stop_reason": "end_turn", "usage": {"input_tokens": 20, "output_tokens": 4}}))
+            .into_response()
+        })
+        .await;
+        let mut request = user_request("claude-3-5-haiku-latest", "Hi");
+        request.temperature = 1.5;
+
+        let completion = provider.complete(&request).await.unwrap();
+
+        assert_eq!(completion.text, "Hello there");
+        assert_eq!(completion.usage, Usage::new(20, 4));
+        let (headers, body) = captured.last();
+        assert_eq!(headers["x-api-key"], "sk-ant-test");
+        assert_eq!(headers["anthropic-version"], API_VERSION);
+        assert_eq!(body["system"], "Be brief.");
+        assert_eq!(body["messages"], json!([{"role": "user", "content": "Hi"}]));
+        assert_eq!(body["max_tokens"], 64);
+        assert_eq!(body["temperature"], 1.0, "clamped to Anthropic's range");
+    }
+
+    #[tokio::test]
+    async fn stream_follows_the_event_types_and_reports_input_and_output_usage() {
+        let (provider, captured) = mock_messages(|| {
+            sse(vec![
+                message_start(),
+                event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+                event("ping", json!({"type": "ping"})),
+                text_delta("Hel"),
+                text_delta("lo"),
+                event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+                event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 7}})),
+                event("message_stop", json!({"type": "message_stop"})),
+            ])
+        })
+        .await;
+
+        let events: Vec<_> = provider
+            .stream(&user_request("claude-3-5-haiku-latest", "Hi"))
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+
+        assert_eq!(
+            events,
+            [
+                StreamEvent::Token("Hel".into()),
+                StreamEvent::Token("lo".into()),
+                StreamEvent::Done {
+                    usage: Some(Usage::new(25, 7))
+                },
+            ]
+        );
+        assert_eq!(captured.last().1["stream"], true);
+    }
+
+    #[tokio::test]
+    async fn an_error_event_ends_the_stream_with_an_upstream_error() {
+        let (provider, _) = mock_messages(|| {
+            sse(vec![
+                message_start(),
+                text_delta("Hel"),
+                event("error", json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})),
+            ])
+        })
+        .await;
+
+        let events: Vec<_> = provider
+            .stream(&user_request("claude-x", "Hi"))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+
+        assert!(
+            matches!(events.last(), Some(Err(ProviderError::Upstream { status: 529, message, .. })) if message == "Overloaded"),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_before_message_stop_ends_with_an_error() {
+        let (provider, _) = mock_messages(|| {
+            cut_after(
+                "text/event-stream",
+                vec![message_start(), text_delta("Hel")],
+            )
+        })
+        .await;
+
+        let events: Vec<_> = provider
+            .stream(&user_request("claude-x", "Hi"))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+
+        assert!(
+            matches!(
+                events.last(),
+                Some(Err(ProviderError::StreamCut {
+                    provider: "anthropic"
+                }))
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_authentication_error_is_summarized_without_the_key() {
+        let (provider, _) = mock_messages(|| {
+            (StatusCode::UNAUTHORIZED, Json(json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})))
+                .into_response()
+        })
+        .await;
+
+        let error = provider
+            .complete(&user_request("claude-x", "Hi"))
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(&error, ProviderError::Upstream { status: 401, message, .. } if message == "invalid x-api-key"),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn models_are_listed_with_the_anthropic_prefix() {
+        let router = Router::new().route(
+            "/v1/models",
+            get(|headers: HeaderMap| async move {
+                assert_eq!(headers["x-api-key"], "sk-ant-test");
+                Json(json!({"data": [{"type": "model", "id": "claude-sonnet-4-0", "display_name": "Claude Sonnet 4",
+                    "created_at": "2025-05-14T00:00:00Z"}], "has_more": false, "first_id": "a", "last_id": "a"}))
+            }),
+        );
+        let base_url = format!("{}/v1/", serve(router).await);
+        let provider =
+            AnthropicProvider::new(http(), &base_url, &Secret::new("sk-ant-test")).unwrap();
+
+        let models = provider.list_models().await.unwrap();
+
+        assert_eq!(
+            models,
+            [ModelInfo {
+                id: "anthropic/claude-sonnet-4-0".into(),
+                owned_by: "anthropic".into()
+            }]
+        );
+    }
+}

@@ -1,0 +1,450 @@
+//! The one outbound HTTP client every provider shares, and the policy for calling it:
+//! a deadline per call, an idle limit between stream chunks, and retries with backoff.
+//!
+//! Retries happen only here, before any byte of the answer has been handed to a caller,
+//! so a retried request can never duplicate text a client already received.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::ProviderError;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle pooled connections are closed before typical load balancers drop them silently.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+/// Largest non-streamed answer accepted (a big batch of embeddings is the largest case).
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// How much of an error body is read to summarize it.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+/// Longest provider error message passed on to callers.
+const MAX_ERROR_MESSAGE_CHARS: usize = 200;
+
+/// When and how often to retry a failed attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    /// First backoff step; each retry doubles it (with full jitter) up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// A `Retry-After` longer than this is not waited for: the caller gets `RateLimited`.
+    pub max_retry_after: Duration,
+}
+
+impl RetryPolicy {
+    pub fn new(max_retries: u32) -> Self {
+        Self {
+            max_retries,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(4),
+            max_retry_after: Duration::from_secs(20),
+        }
+    }
+
+    /// Exponential backoff with full jitter for the retry after `attempt` failed attempts.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.max_delay);
+        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(rand::random_range(0..=millis))
+    }
+}
+
+/// The pooled client plus the time limits, cloned cheaply into every provider.
+#[derive(Debug, Clone)]
+pub struct LlmHttp {
+    client: reqwest::Client,
+    timeout: Duration,
+    idle_timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl LlmHttp {
+    /// `timeout` bounds a whole call (all attempts, and a stream to its end); `idle_timeout`
+    /// bounds each silence between two stream chunks.
+    pub fn new(
+        timeout: Duration,
+        idle_timeout: Duration,
+        retry: RetryPolicy,
+    ) -> Result<Self, ProviderError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            .user_agent(concat!("ragd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| ProviderError::Connect {
+                provider: "http",
+                message: format!("cannot build the HTTP client: {error}"),
+            })?;
+        Ok(Self {
+            client,
+            timeout,
+            idle_timeout,
+            retry,
+        })
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends `request`, retrying connect errors, 429 and 5xx with backoff, and returns the
+    /// first successful response. Non-success answers become sanitized errors.
+    pub async fn send(
+        &self,
+        provider: &'static str,
+        request: RequestBuilder,
+    ) -> Result<Upstream, ProviderError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let this_try = request.try_clone().ok_or_else(|| ProviderError::Protocol {
+                provider,
+                message: "request body cannot be replayed".to_owned(),
+            })?;
+            let outcome = self.attempt(provider, this_try, deadline).await;
+            let error = match outcome {
+                Ok(response) => {
+                    return Ok(Upstream {
+                        provider,
+                        response,
+                        deadline,
+                        idle_timeout: self.idle_timeout,
+                    });
+                }
+                Err(error) => error,
+            };
+            let Some(wait) = self.retry_wait(&error, attempt, deadline) else {
+                return Err(error.error);
+            };
+            tracing::warn!(
+                provider,
+                attempt,
+                kind = error.error.kind(),
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "retrying LLM provider call"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        provider: &'static str,
+        request: RequestBuilder,
+        deadline: Instant,
+    ) -> Result<Response, FailedAttempt> {
+        let response = match tokio::time::timeout_at(deadline, request.send()).await {
+            Err(_elapsed) => return Err(ProviderError::Timeout { provider }.into()),
+            Ok(Err(error)) => return Err(transport_error(provider, &error).into()),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = retry_after(response.headers());
+        let body = read_limited(response, MAX_ERROR_BODY_BYTES, deadline)
+            .await
+            .unwrap_or_default();
+        let error = if status == StatusCode::TOO_MANY_REQUESTS {
+            ProviderError::RateLimited {
+                provider,
+                retry_after,
+            }
+        } else {
+            ProviderError::Upstream {
+                provider,
+                status: status.as_u16(),
+                message: summarize_error_body(status, &body),
+            }
+        };
+        Err(FailedAttempt { error, retry_after })
+    }
+
+    /// How long to wait before the next attempt, or `None` when not retrying.
+    fn retry_wait(
+        &self,
+        failed: &FailedAttempt,
+        attempt: u32,
+        deadline: Instant,
+    ) -> Option<Duration> {
+        if !failed.error.is_retryable() || attempt > self.retry.max_retries {
+            return None;
+        }
+        let wait = match failed.retry_after {
+            Some(asked) if asked > self.retry.max_retry_after => return None,
+            Some(asked) => asked,
+            None => self.retry.backoff(attempt),
+        };
+        (Instant::now() + wait < deadline).then_some(wait)
+    }
+}
+
+/// One failed attempt, with the wait the provider asked for.
+struct FailedAttempt {
+    error: ProviderError,
+    retry_after: Option<Duration>,
+}
+
+impl From<ProviderError> for FailedAttempt {
+    fn from(error: ProviderError) -> Self {
+        Self {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+/// A successful response, still bound by the call's deadline and idle limit.
+pub struct Upstream {
+    provider: &'static str,
+    response: Response,
+    deadline: Instant,
+    idle_timeout: Duration,
+}
+
+impl Upstream {
+    /// Reads the whole body (bounded in size and time) and parses it as `T`.
+    pub async fn json<T: DeserializeOwned>(self) -> Result<T, ProviderError> {
+        let provider = self.provider;
+        let body = read_limited(self.response, MAX_BODY_BYTES, self.deadline)
+            .await
+            .map_err(|error| error.for_provider(provider))?;
+        serde_json::from_slice(&body).map_err(|error| ProviderError::Protocol {
+            provider,
+            message: format!("invalid JSON body: {error}"),
+        })
+    }
+
+    /// The body as it arrives. Each chunk must come within the idle limit and before the
+    /// deadline; a broken connection is `StreamCut`. The stream owns the response, so
+    /// dropping it closes the connection.
+    pub fn into_chunks(self) -> BoxStream<'static, Result<Bytes, ProviderError>> {
+        let Self {
+            provider,
+            response,
+            deadline,
+            idle_timeout,
+        } = self;
+        let body = response.bytes_stream().boxed();
+        futures::stream::unfold(Some(body), move |state| async move {
+            let mut body = state?;
+            let limit = deadline.min(Instant::now() + idle_timeout);
+            match tokio::time::timeout_at(limit, body.next()).await {
+                Err(_elapsed) => Some((Err(ProviderError::Timeout { provider }), None)),
+                Ok(None) => None,
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+                Ok(Some(Err(_broken))) => Some((Err(ProviderError::StreamCut { provider }), None)),
+            }
+        })
+        .boxed()
+    }
+}
+
+/// Why a body could not be read in full.
+enum ReadError {
+    Timeout,
+    TooLarge,
+    Broken,
+}
+
+impl ReadError {
+    fn for_provider(self, provider: &'static str) -> ProviderError {
+        match self {
+            Self::Timeout => ProviderError::Timeout { provider },
+            Self::TooLarge => ProviderError::Protocol {
+                provider,
+                message: format!("response body larger than {MAX_BODY_BYTES} bytes"),
+            },
+            Self::Broken => ProviderError::StreamCut { provider },
+        }
+    }
+}
+
+async fn read_limited(
+    response: Response,
+    limit: usize,
+    deadline: Instant,
+) -> Result<Vec<u8>, ReadError> {
+    let mut body = response.bytes_stream();
+    let mut collected = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Err(_elapsed) => return Err(ReadError::Timeout),
+            Ok(None) => return Ok(collected),
+            Ok(Some(Err(_broken))) => return Err(ReadError::Broken),
+            Ok(Some(Ok(chunk))) => {
+                if collected.len() + chunk.len() > limit {
+                    return Err(ReadError::TooLarge);
+                }
+                collected.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+fn transport_error(provider: &'static str, error: &reqwest::Error) -> ProviderError {
+    if error.is_timeout() {
+        return ProviderError::Timeout { provider };
+    }
+    // The innermost cause ("connection refused") says what went wrong without repeating the
+    // URL, whose query string could hold a key.
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    ProviderError::Connect {
+        provider,
+        message: truncate_chars(&cause.to_string(), MAX_ERROR_MESSAGE_CHARS),
+    }
+}
+
+/// The wait a `Retry-After` header asks for: delta-seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let seconds = (date.timestamp() - chrono::Utc::now().timestamp()).max(0);
+    Some(Duration::from_secs(u64::try_from(seconds).unwrap_or(0)))
+}
+
+/// A short, safe summary of a provider's error body: the `message` the provider wrote (all
+/// three providers put one in `error.message` or `error`), truncated, with anything that
+/// looks like a credential masked. Unparseable bodies are never echoed.
+pub fn summarize_error_body(status: StatusCode, body: &[u8]) -> String {
+    let reason = status.canonical_reason().unwrap_or("error").to_owned();
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return reason;
+    };
+    let message = json
+        .pointer("/error/message")
+        .or_else(|| json.get("error"))
+        .or_else(|| json.get("message"))
+        .and_then(serde_json::Value::as_str);
+    match message {
+        Some(message) if !message.trim().is_empty() => {
+            truncate_chars(&mask_credentials(message), MAX_ERROR_MESSAGE_CHARS)
+        }
+        _ => reason,
+    }
+}
+
+/// Replaces words that look like API keys (`sk-...`, long mixed letter/digit runs).
+fn mask_credentials(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            let core = word.trim_matches(|c: char| !c.is_alphanumeric());
+            let prefixed = ["sk-", "sk_", "rk_", "key-"]
+                .iter()
+                .any(|prefix| core.starts_with(prefix));
+            let long_token = core.len() >= 24
+                && core.chars().any(|c| c.is_ascii_digit())
+                && core
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if prefixed || long_token {
+                "[redacted]"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_reads_delta_seconds() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn a_retry_after_within_the_cap_is_waited_for_and_a_longer_one_is_not() {
+        let http = LlmHttp::new(
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            RetryPolicy::new(3),
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let limited = |seconds| FailedAttempt {
+            error: ProviderError::RateLimited {
+                provider: "p",
+                retry_after: Some(Duration::from_secs(seconds)),
+            },
+            retry_after: Some(Duration::from_secs(seconds)),
+        };
+        assert_eq!(
+            http.retry_wait(&limited(2), 1, deadline),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(http.retry_wait(&limited(600), 1, deadline), None);
+        assert_eq!(
+            http.retry_wait(&limited(2), 4, deadline),
+            None,
+            "retries are bounded"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_but_stays_under_the_cap() {
+        let policy = RetryPolicy::new(10);
+        for attempt in 1..10 {
+            assert!(policy.backoff(attempt) <= policy.max_delay);
+        }
+    }
+
+    #[test]
+    fn error_summary_keeps_the_message_and_masks_keys() {
+        let body = br#"{"error":{"message":"Incorrect API key provided: sk-abc123secret. See docs.","type":"invalid_request_error"}}"#;
+        let summary = summarize_error_body(StatusCode::UNAUTHORIZED, body);
+        assert!(
+            summary.starts_with("Incorrect API key provided:"),
+            "{summary}"
+        );
+        assert!(!summary.contains("abc123secret"), "{summary}");
+    }
+
+    #[test]
+    fn error_summary_never_echoes_a_non_json_body() {
+        let summary =
+            summarize_error_body(StatusCode::BAD_GATEWAY, b"<html>proxy token=abc</html>");
+        assert_eq!(summary, "Bad Gateway");
+    }
+
+    #[test]
+    fn error_summary_reads_ollama_style_errors() {
+        let summary =
+            summarize_error_body(StatusCode::NOT_FOUND, br#"{"error":"model 'x' not found"}"#);
+        assert_eq!(summary, "model 'x' not found");
+    }
+}

@@ -1,0 +1,107 @@
+//! The stream wrapper the gateway hands out: it fills in usage the provider did not report,
+//! and records the call's metrics when the stream ends, fails or is dropped.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use futures::{Stream, StreamExt};
+use tokio::time::Instant;
+
+use super::metrics::CallMetrics;
+use super::{CompletionRequest, EventStream, ProviderError, StreamEvent, tokens};
+
+pub struct MeteredStream {
+    inner: EventStream,
+    provider: &'static str,
+    metrics: CallMetrics,
+    /// Kept to count prompt tokens when the provider reports no usage.
+    request: Arc<CompletionRequest>,
+    answer: String,
+    first_token_at: Option<Instant>,
+    finished: bool,
+}
+
+impl MeteredStream {
+    pub fn new(
+        inner: EventStream,
+        provider: &'static str,
+        metrics: CallMetrics,
+        request: Arc<CompletionRequest>,
+    ) -> Self {
+        Self {
+            inner,
+            provider,
+            metrics,
+            request,
+            answer: String::new(),
+            first_token_at: None,
+            finished: false,
+        }
+    }
+
+    /// Ends the call with an error decided outside the stream (e.g. time to first token).
+    pub fn fail(mut self, error: &ProviderError) {
+        self.finished = true;
+        self.metrics.failure(error);
+    }
+
+    fn observe(
+        &mut self,
+        event: Option<Result<StreamEvent, ProviderError>>,
+    ) -> Option<Result<StreamEvent, ProviderError>> {
+        let event = event.unwrap_or(Err(ProviderError::StreamCut {
+            provider: self.provider,
+        }));
+        match event {
+            Ok(StreamEvent::Token(text)) => {
+                if self.first_token_at.is_none() {
+                    self.metrics.first_token();
+                    self.first_token_at = Some(Instant::now());
+                }
+                self.answer.push_str(&text);
+                Some(Ok(StreamEvent::Token(text)))
+            }
+            Ok(StreamEvent::Done { usage }) => {
+                self.finished = true;
+                let usage = usage.unwrap_or_else(|| {
+                    tokens::estimate_usage(
+                        &self.request.model,
+                        &self.request.messages,
+                        &self.answer,
+                    )
+                });
+                let generation = self
+                    .first_token_at
+                    .map_or_else(|| self.metrics.elapsed(), |at| at.elapsed());
+                self.metrics.success(usage, generation);
+                Some(Ok(StreamEvent::Done { usage: Some(usage) }))
+            }
+            Err(error) => {
+                self.finished = true;
+                self.metrics.failure(&error);
+                Some(Err(error))
+            }
+        }
+    }
+}
+
+impl Stream for MeteredStream {
+    type Item = Result<StreamEvent, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        let event = ready!(self.inner.poll_next_unpin(cx));
+        Poll::Ready(self.observe(event))
+    }
+}
+
+impl Drop for MeteredStream {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.metrics.cancelled();
+        }
+    }
+}

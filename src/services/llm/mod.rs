@@ -1,0 +1,151 @@
+//! The LLM provider layer: one trait over every provider, the types they share, and the
+//! gateway that routes a model name to its provider with retries, fallback and metrics.
+//!
+//! Routes and the chat service talk to [`LlmGateway`] only; adding a provider touches this
+//! directory and nothing above it.
+
+mod anthropic;
+mod error;
+mod framing;
+mod gateway;
+mod http;
+mod local;
+mod metered;
+mod metrics;
+mod ollama;
+mod openai;
+mod routing;
+pub mod tokens;
+
+#[cfg(test)]
+mod test_support;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+pub use error::ProviderError;
+pub use gateway::{LlmGateway, LlmSettings, Routed};
+pub use local::LOCAL_MODEL;
+
+/// Who wrote a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// One retrieved passage, numbered the way the answer cites it (`[number]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextSource {
+    pub number: usize,
+    /// Where the passage comes from (e.g. a file name), for humans reading the answer.
+    pub label: String,
+    pub text: String,
+}
+
+/// What a provider is asked to do.
+///
+/// Remote models read the retrieved context from a system message the chat service wrote;
+/// `context` is there for the local extractive provider, which answers from it alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionRequest {
+    /// The provider-local model name: the routing prefix (`ollama/`, `anthropic/`, `local/`)
+    /// is already stripped.
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    pub temperature: f32,
+    pub max_tokens: u32,
+    pub context: Vec<ContextSource>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub total_tokens: u32,
+}
+
+impl Usage {
+    pub fn new(prompt_tokens: u32, completion_tokens: u32) -> Self {
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+        }
+    }
+}
+
+/// A whole answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    pub usage: Usage,
+    /// The model name the provider reports having used.
+    pub model: String,
+}
+
+/// One event of a streamed answer. A stream ends with exactly one `Done`, or with an error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    Token(String),
+    /// `usage` is `None` when the provider reported none; the gateway then counts the tokens
+    /// itself, so streams from [`LlmGateway::stream`] always carry `Some`.
+    Done {
+        usage: Option<Usage>,
+    },
+}
+
+/// A model a caller may ask for, with `id` in its routable form (`ollama/llama3.2`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelInfo {
+    pub id: String,
+    pub owned_by: String,
+}
+
+/// The stream a provider answers with. It owns the upstream response: dropping it closes the
+/// connection, which is how a client that went away stops the provider generating.
+pub type EventStream = BoxStream<'static, Result<StreamEvent, ProviderError>>;
+
+#[async_trait]
+pub trait LlmProvider: Send + Sync {
+    /// The provider's name as used in metrics, logs and error messages.
+    fn name(&self) -> &'static str;
+
+    async fn complete(&self, req: &CompletionRequest) -> Result<Completion, ProviderError>;
+
+    async fn stream(&self, req: &CompletionRequest) -> Result<EventStream, ProviderError>;
+
+    async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError>;
+}
+
+/// Vectors for a batch of texts, in the order of the inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingOutput {
+    pub vectors: Vec<Vec<f32>>,
+    pub prompt_tokens: u32,
+}
+
+/// A provider that computes embeddings remotely (OpenAI-compatible, Ollama).
+#[async_trait]
+pub trait RemoteEmbedder: Send + Sync {
+    async fn embed(&self, model: &str, inputs: &[String])
+    -> Result<EmbeddingOutput, ProviderError>;
+}

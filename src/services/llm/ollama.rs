@@ -1,0 +1,451 @@
+//! The Ollama provider over its native API: `/api/chat` (whole, or NDJSON-streamed),
+//! `/api/tags` for the model list and `/api/embed` for embeddings.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::framing::{Frame, decode_events, lines};
+use super::http::{LlmHttp, Upstream};
+use super::{
+    ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, LlmProvider,
+    ModelInfo, ProviderError, RemoteEmbedder, Usage, tokens,
+};
+
+const PROVIDER: &str = "ollama";
+
+pub struct OllamaProvider {
+    http: LlmHttp,
+    base_url: String,
+}
+
+impl OllamaProvider {
+    pub fn new(http: LlmHttp, base_url: &str) -> Self {
+        Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    async fn post_chat(
+        &self,
+        req: &CompletionRequest,
+        stream: bool,
+    ) -> Result<Upstream, ProviderError> {
+        let body = ChatBody {
+            model: &req.model,
+            messages: &req.messages,
+            stream,
+            options: Options {
+                temperature: req.temperature,
+                num_predict: req.max_tokens,
+            },
+        };
+        let builder = self
+            .http
+            .client()
+            .post(format!("{}/api/chat", self.base_url))
+            .json(&body);
+        self.http.send(PROVIDER, builder).await
+    }
+}
+
+#[derive(Serialize)]
+struct ChatBody<'a> {
+    model: &'a str,
+    messages: &'a [ChatMessage],
+    stream: bool,
+    options: Options,
+}
+
+#[derive(Serialize)]
+struct Options {
+    temperature: f32,
+    /// Ollama's name for the output token limit.
+    num_predict: u32,
+}
+
+/// The whole answer, and also each NDJSON line of a streamed one.
+#[derive(Deserialize)]
+struct ChatLine {
+    model: Option<String>,
+    message: Option<LineMessage>,
+    #[serde(default)]
+    done: bool,
+    prompt_eval_count: Option<u32>,
+    eval_count: Option<u32>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LineMessage {
+    #[serde(default)]
+    content: String,
+}
+
+impl ChatLine {
+    /// Ollama reports usage as `prompt_eval_count` (prompt) and `eval_count` (answer); the
+    /// prompt count is absent when the prompt was served from its cache.
+    fn usage(&self) -> Option<Usage> {
+        self.eval_count
+            .map(|completion| Usage::new(self.prompt_eval_count.unwrap_or(0), completion))
+    }
+}
+
+#[derive(Deserialize)]
+struct Tags {
+    models: Vec<Tag>,
+}
+
+#[derive(Deserialize)]
+struct Tag {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct EmbedBody<'a> {
+    model: &'a str,
+    input: &'a [String],
+}
+
+#[derive(Deserialize)]
+struct EmbedResponse {
+    embeddings: Vec<Vec<f32>>,
+    prompt_eval_count: Option<u32>,
+}
+
+fn in_stream_error(message: String) -> ProviderError {
+    ProviderError::Upstream {
+        provider: PROVIDER,
+        status: 200,
+        message,
+    }
+}
+
+fn decode_line(line: &str) -> Result<Frame, ProviderError> {
+    if line.trim().is_empty() {
+        return Ok(Frame::Ignore);
+    }
+    let line: ChatLine = serde_json::from_str(line).map_err(|error| ProviderError::Protocol {
+        provider: PROVIDER,
+        message: format!("invalid stream line: {error}"),
+    })?;
+    if let Some(error) = line.error {
+        return Err(in_stream_error(error));
+    }
+    if line.done {
+        return Ok(Frame::Done(line.usage()));
+    }
+    match line.message {
+        Some(message) if !message.content.is_empty() => Ok(Frame::Token(message.content)),
+        _ => Ok(Frame::Ignore),
+    }
+}
+
+#[async_trait]
+impl LlmProvider for OllamaProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn complete(&self, req: &CompletionRequest) -> Result<Completion, ProviderError> {
+        let answer: ChatLine = self.post_chat(req, false).await?.json().await?;
+        if let Some(error) = answer.error {
+            return Err(in_stream_error(error));
+        }
+        let usage = answer.usage();
+        let text = answer
+            .message
+            .map(|message| message.content)
+            .unwrap_or_default();
+        Ok(Completion {
+            usage: usage
+                .unwrap_or_else(|| tokens::estimate_usage(&req.model, &req.messages, &text)),
+            text,
+            model: answer.model.unwrap_or_else(|| req.model.clone()),
+        })
+    }
+
+    async fn stream(&self, req: &CompletionRequest) -> Result<EventStream, ProviderError> {
+        let upstream = self.post_chat(req, true).await?;
+        let lines = lines(PROVIDER, upstream.into_chunks());
+        Ok(decode_events(PROVIDER, lines, |line| decode_line(&line)))
+    }
+
+    async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
+        let builder = self
+            .http
+            .client()
+            .get(format!("{}/api/tags", self.base_url));
+        let tags: Tags = self.http.send(PROVIDER, builder).await?.json().await?;
+        Ok(tags
+            .models
+            .into_iter()
+            .map(|tag| ModelInfo {
+                id: format!("{PROVIDER}/{}", tag.name),
+                owned_by: PROVIDER.to_owned(),
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl RemoteEmbedder for OllamaProvider {
+    async fn embed(
+        &self,
+        model: &str,
+        inputs: &[String],
+    ) -> Result<EmbeddingOutput, ProviderError> {
+        let builder = self
+            .http
+            .client()
+            .post(format!("{}/api/embed", self.base_url))
+            .json(&EmbedBody {
+                model,
+                input: inputs,
+            });
+        let response: EmbedResponse = self.http.send(PROVIDER, builder).await?.json().await?;
+        if response.embeddings.len() != inputs.len() {
+            return Err(ProviderError::Protocol {
+                provider: PROVIDER,
+                message: format!(
+                    "{} embeddings for {} inputs",
+                    response.embeddings.len(),
+                    inputs.len()
+                ),
+            });
+        }
+        Ok(EmbeddingOutput {
+            vectors: response.embeddings,
+            prompt_tokens: response.prompt_eval_count.unwrap_or(0),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use axum::Json;
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::services::llm::StreamEvent;
+    use crate::services::llm::test_support::*;
+
+    fn line(content: &str) -> String {
+        json!({"model": "llama3.2", "created_at": "2024-01-01T00:00:00Z",
+            "message": {"role": "assistant", "content": content}, "done": false})
+        .to_string()
+    }
+
+    fn done_line() -> String {
+        json!({"model": "llama3.2", "created_at": "2024-01-01T00:00:00Z",
+            "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
+            "total_duration": 1000, "prompt_eval_count": 26, "eval_count": 2})
+        .to_string()
+    }
+
+    async fn mock_chat(
+        answer: impl Fn() -> Response + Clone + Send + Sync + 'static,
+    ) -> (OllamaProvider, Captured) {
+        let captured = Captured::default();
+        let seen = captured.clone();
+        let router = Router::new().route(
+            "/api/chat",
+            post(move |headers: HeaderMap, body: Bytes| {
+                seen.record(&headers, &body);
+                let response = answer();
+                async move { response }
+            }),
+        );
+        (OllamaProvider::new(http(), &serve(router).await), captured)
+    }
+
+    #[tokio::test]
+    async fn complete_uses_the_native_chat_api_and_maps_eval_counts_to_usage() {
+        let (provider, captured) = mock_chat(|| {
+            let mut answer: Value = serde_json::from_str(&done_line()).unwrap();
+            answer["message"]["content"] = json!("Hi there");
+            Json(answer).into_response()
+        })
+        .await;
+
+        let completion = provider
+            .complete(&user_request("llama3.2", "Hi"))
+            .await
+            .unwrap();
+
+        assert_eq!(completion.text, "Hi there");
+        assert_eq!(completion.usage, Usage::new(26, 2));
+        let (_, body) = captured.last();
+        assert_eq!(body["model"], "llama3.2");
+        assert_eq!(body["stream"], false);
+        assert_eq!(body["options"]["num_predict"], 64);
+        assert_eq!(
+            body["messages"][1],
+            json!({"role": "user", "content": "Hi"})
+        );
+    }
+
+    #[tokio::test]
+    async fn stream_reads_ndjson_until_the_done_line() {
+        let (provider, captured) =
+            mock_chat(|| ndjson(vec![line("Hel"), line("lo"), done_line()])).await;
+
+        let events: Vec<_> = provider
+            .stream(&user_request("llama3.2", "Hi"))
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+
+        assert_eq!(
+            events,
+            [
+                StreamEvent::Token("Hel".into()),
+                StreamEvent::Token("lo".into()),
+                StreamEvent::Done {
+                    usage: Some(Usage::new(26, 2))
+                },
+            ]
+        );
+        assert_eq!(captured.last().1["stream"], true);
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_before_the_done_line_ends_with_an_error() {
+        let (provider, _) =
+            mock_chat(|| cut_after("application/x-ndjson", vec![format!("{}\n", line("Hel"))]))
+                .await;
+
+        let events: Vec<_> = provider
+            .stream(&user_request("llama3.2", "Hi"))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+
+        assert!(
+            matches!(events.first(), Some(Ok(StreamEvent::Token(_)))),
+            "{events:?}"
+        );
+        assert!(
+            matches!(
+                events.last(),
+                Some(Err(ProviderError::StreamCut { provider: "ollama" }))
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_line_inside_the_stream_is_an_upstream_error() {
+        let (provider, _) = mock_chat(|| {
+            ndjson(vec![
+                line("Hel"),
+                json!({"error": "model runner crashed"}).to_string(),
+            ])
+        })
+        .await;
+
+        let events: Vec<_> = provider
+            .stream(&user_request("llama3.2", "Hi"))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+
+        assert!(
+            matches!(events.last(), Some(Err(ProviderError::Upstream { message, .. })) if message == "model runner crashed"),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_model_is_reported_with_ollamas_message() {
+        let (provider, captured) = mock_chat(|| {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "model \"nope\" not found, try pulling it first"})),
+            )
+                .into_response()
+        })
+        .await;
+
+        let error = provider
+            .complete(&user_request("nope", "Hi"))
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(&error, ProviderError::Upstream { status: 404, message, .. } if message.contains("not found")),
+            "{error:?}"
+        );
+        assert_eq!(captured.count(), 1, "a 404 is not retried");
+    }
+
+    #[tokio::test]
+    async fn tags_become_routable_model_names() {
+        let router = Router::new().route(
+            "/api/tags",
+            get(|| async { Json(json!({"models": [{"name": "llama3.2:latest", "model": "llama3.2:latest", "size": 1}]})) }),
+        );
+        let provider = OllamaProvider::new(http(), &serve(router).await);
+
+        let models = provider.list_models().await.unwrap();
+
+        assert_eq!(
+            models,
+            [ModelInfo {
+                id: "ollama/llama3.2:latest".into(),
+                owned_by: "ollama".into()
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn embed_returns_one_vector_per_input() {
+        let captured = Captured::default();
+        let seen = captured.clone();
+        let router = Router::new().route(
+            "/api/embed",
+            post(move |headers: HeaderMap, body: Bytes| {
+                seen.record(&headers, &body);
+                async { Json(json!({"model": "nomic-embed-text", "embeddings": [[0.1, 0.2], [0.3, 0.4]], "prompt_eval_count": 4})) }
+            }),
+        );
+        let provider = OllamaProvider::new(http(), &serve(router).await);
+        let inputs = vec!["a".to_owned(), "b".to_owned()];
+
+        let output = provider.embed("nomic-embed-text", &inputs).await.unwrap();
+
+        assert_eq!(output.vectors, vec![vec![0.1, 0.2], vec![0.3, 0.4]]);
+        assert_eq!(output.prompt_tokens, 4);
+        assert_eq!(
+            captured.last().1,
+            json!({"model": "nomic-embed-text", "input": ["a", "b"]})
+        );
+    }
+
+    #[tokio::test]
+    async fn embed_rejects_a_count_mismatch() {
+        let router = Router::new().route(
+            "/api/embed",
+            post(|| async { Json(json!({"embeddings": [[0.1]]})) }),
+        );
+        let provider = OllamaProvider::new(http(), &serve(router).await);
+
+        let error = provider
+            .embed("m", &["a".to_owned(), "b".to_owned()])
+            .await
+            .unwrap_err();
+
+        assert!(matches!(error, ProviderError::Protocol { .. }), "{error:?}");
+    }
+}

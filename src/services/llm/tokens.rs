@@ -1,0 +1,98 @@
+//! Token counting with the tokenizer that matches the model family, for providers that
+//! report no usage and for the local provider.
+//!
+//! The encoders come from tiktoken-rs singletons: building one costs hundreds of
+//! milliseconds, so each is built once per process.
+
+use tiktoken_rs::{CoreBPE, cl100k_base_singleton, o200k_base_singleton};
+
+use super::{ChatMessage, Usage};
+
+/// Tokens OpenAI adds around every chat message (role and separators).
+const TOKENS_PER_MESSAGE: u32 = 3;
+/// Tokens that prime the assistant's reply.
+const REPLY_PRIMING_TOKENS: u32 = 3;
+
+/// Model families tokenized with `o200k_base`; every other model uses `cl100k_base`,
+/// the closest public approximation for non-OpenAI models.
+const O200K_FAMILIES: &[&str] = &[
+    "gpt-4o",
+    "chatgpt-4o",
+    "gpt-4.1",
+    "gpt-4.5",
+    "gpt-5",
+    "o1",
+    "o3",
+    "o4",
+];
+
+fn encoder_for(model: &str) -> &'static CoreBPE {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    if O200K_FAMILIES.iter().any(|family| name.starts_with(family)) {
+        o200k_base_singleton()
+    } else {
+        cl100k_base_singleton()
+    }
+}
+
+fn saturating_u32(count: usize) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+/// Tokens in `text` for `model` (special-token text counted as ordinary text).
+pub fn count_text(model: &str, text: &str) -> u32 {
+    saturating_u32(encoder_for(model).encode_ordinary(text).len())
+}
+
+/// Tokens a chat prompt costs, following OpenAI's documented per-message overhead.
+pub fn count_messages(model: &str, messages: &[ChatMessage]) -> u32 {
+    let encoder = encoder_for(model);
+    messages
+        .iter()
+        .map(|message| {
+            saturating_u32(encoder.encode_ordinary(&message.content).len())
+                .saturating_add(TOKENS_PER_MESSAGE)
+        })
+        .fold(REPLY_PRIMING_TOKENS, u32::saturating_add)
+}
+
+/// Usage counted locally, for an answer whose provider reported none.
+pub fn estimate_usage(model: &str, messages: &[ChatMessage], answer: &str) -> Usage {
+    Usage::new(count_messages(model, messages), count_text(model, answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::llm::Role;
+
+    #[test]
+    fn gpt_4o_family_uses_o200k_and_others_cl100k() {
+        assert!(std::ptr::eq(
+            encoder_for("gpt-4o-mini"),
+            o200k_base_singleton()
+        ));
+        assert!(std::ptr::eq(encoder_for("o3-mini"), o200k_base_singleton()));
+        assert!(std::ptr::eq(encoder_for("gpt-4"), cl100k_base_singleton()));
+        assert!(std::ptr::eq(
+            encoder_for("ollama/llama3.2"),
+            cl100k_base_singleton()
+        ));
+    }
+
+    #[test]
+    fn counts_real_tokens_not_words() {
+        assert_eq!(count_text("gpt-4", "hello world"), 2);
+        assert!(count_text("gpt-4o", "antidisestablishmentarianism") > 1);
+        assert_eq!(count_text("gpt-4o", ""), 0);
+    }
+
+    #[test]
+    fn message_count_includes_per_message_overhead() {
+        let messages = vec![ChatMessage::new(Role::User, "hello world")];
+        assert_eq!(
+            count_messages("gpt-4", &messages),
+            2 + TOKENS_PER_MESSAGE + REPLY_PRIMING_TOKENS
+        );
+    }
+}

@@ -8,6 +8,8 @@ use tokio::net::TcpListener;
 
 use crate::config::Settings;
 use crate::secret::Secret;
+use crate::services::embeddings::{self, Embedder, EmbeddingError};
+use crate::services::llm::{LlmGateway, LlmSettings, ProviderError};
 use crate::store::{self, Store, StoreError};
 use crate::{http, signing_key};
 
@@ -18,6 +20,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The JWT signing key: `SECRET_KEY`, or the one generated into the data directory.
     pub signing_key: Secret,
+    /// Every LLM provider behind one interface.
+    pub llm: Arc<LlmGateway>,
+    /// Turns texts into vectors for ingestion, search and `/v1/embeddings`.
+    pub embedder: Arc<dyn Embedder>,
 }
 
 /// Why the application could not start.
@@ -32,6 +38,10 @@ pub enum StartError {
     },
     #[error("{0}")]
     SigningKey(#[from] signing_key::SigningKeyError),
+    #[error("LLM providers: {0}")]
+    Llm(#[from] ProviderError),
+    #[error("embeddings: {0}")]
+    Embeddings(#[from] EmbeddingError),
 }
 
 /// A built application bound to its port, ready to serve.
@@ -46,6 +56,8 @@ impl App {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         crate::telemetry::init_metrics();
         let signing_key = signing_key::resolve(&settings)?;
+        let llm = Arc::new(LlmGateway::new(llm_settings(&settings))?);
+        let embedder = embeddings::from_settings(&settings)?;
         let store = store::connect(&settings).await?;
         let address = SocketAddr::new(settings.host, settings.port);
         let listener = TcpListener::bind(address)
@@ -55,6 +67,8 @@ impl App {
             settings: Arc::new(settings),
             store,
             signing_key,
+            llm,
+            embedder,
         };
         Ok(Self { listener, state })
     }
@@ -102,6 +116,24 @@ impl App {
         }
         store.close().await;
         Ok(())
+    }
+}
+
+/// The gateway's view of the configuration.
+fn llm_settings(settings: &Settings) -> LlmSettings {
+    LlmSettings {
+        openai_api_key: settings.openai_api_key.clone(),
+        openai_base_url: settings.openai_base_url.clone(),
+        ollama_base_url: settings.ollama_base_url.clone(),
+        anthropic_api_key: settings.anthropic_api_key.clone(),
+        anthropic_base_url: settings.anthropic_base_url.clone(),
+        default_model: settings.default_model.clone(),
+        fallback_models: settings.fallback_models.clone(),
+        timeout: settings.llm_timeout,
+        // A stream may be silent for as long as a whole call may take, but no longer.
+        idle_timeout: settings.llm_timeout,
+        ttft_timeout: settings.llm_ttft_timeout,
+        max_retries: settings.llm_max_retries,
     }
 }
 

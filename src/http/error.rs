@@ -10,6 +10,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::http::middleware::request_id;
+use crate::services::embeddings::EmbeddingError;
+use crate::services::llm::ProviderError;
 use crate::store::StoreError;
 
 /// One invalid input field, as listed in a 422's `details`.
@@ -208,6 +210,62 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Conflict { .. } => Self::conflict("conflict", "the object already exists"),
             other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(err: ProviderError) -> Self {
+        // The provider's own summary is safe to show (no secrets, no raw bodies) and tells the
+        // user which provider failed; the full error is logged once here.
+        tracing::warn!(error = %err, kind = err.kind(), "LLM provider call failed");
+        let message = err.to_string();
+        match err {
+            ProviderError::NotConfigured { .. } => {
+                Self::service_unavailable("provider_not_configured", message)
+            }
+            ProviderError::Timeout { .. } => {
+                Self::new(StatusCode::GATEWAY_TIMEOUT, "provider_timeout", message)
+            }
+            ProviderError::Unsupported { .. } => {
+                Self::bad_request("unsupported_operation", message)
+            }
+            ProviderError::RateLimited { retry_after, .. } => {
+                let error = Self::new(StatusCode::BAD_GATEWAY, "provider_rate_limited", message);
+                match retry_after
+                    .and_then(|d| HeaderValue::from_str(&d.as_secs().max(1).to_string()).ok())
+                {
+                    Some(seconds) => error.with_header(header::RETRY_AFTER, seconds),
+                    None => error,
+                }
+            }
+            ProviderError::Upstream { .. }
+            | ProviderError::Connect { .. }
+            | ProviderError::Protocol { .. }
+            | ProviderError::StreamCut { .. } => {
+                Self::new(StatusCode::BAD_GATEWAY, "provider_error", message)
+            }
+        }
+    }
+}
+
+impl From<EmbeddingError> for ApiError {
+    fn from(err: EmbeddingError) -> Self {
+        tracing::warn!(error = %err, kind = err.kind(), "embedding failed");
+        let message = err.to_string();
+        match err {
+            EmbeddingError::InvalidInput { .. } => {
+                Self::bad_request("invalid_embedding_input", message)
+            }
+            EmbeddingError::DimensionMismatch { .. } => {
+                Self::conflict("embedding_model_mismatch", message)
+            }
+            EmbeddingError::Timeout => {
+                Self::new(StatusCode::GATEWAY_TIMEOUT, "provider_timeout", message)
+            }
+            EmbeddingError::Unavailable { .. } | EmbeddingError::InvalidResponse { .. } => {
+                Self::new(StatusCode::BAD_GATEWAY, "provider_error", message)
+            }
         }
     }
 }

@@ -14,7 +14,8 @@
 
 use super::{Embedder, EmbeddingError};
 
-const MODEL: &str = "local/hashed-ngrams";
+/// The model id recorded next to every vector this embedder makes.
+pub const MODEL: &str = "local/hashed-ngrams";
 
 /// pgvector's limit for a `vector` column.
 const MAX_DIMENSION: usize = 16_000;

@@ -3,7 +3,29 @@
 
 pub mod local;
 
+use std::sync::Arc;
+
 pub use local::LocalEmbedder;
+
+use crate::config::Settings;
+
+/// Width of the built-in embedder's vectors when `VECTOR_DIMENSION` is unset.
+pub const DEFAULT_LOCAL_DIMENSION: usize = 384;
+
+/// The embedder `EMBEDDING_MODEL` names, checked against `VECTOR_DIMENSION`.
+pub fn from_settings(settings: &Settings) -> Result<Arc<dyn Embedder>, EmbeddingError> {
+    if settings.embedding_model == local::MODEL {
+        let dimension = settings.vector_dimension.unwrap_or(DEFAULT_LOCAL_DIMENSION);
+        return Ok(Arc::new(LocalEmbedder::new(dimension)?));
+    }
+    Err(EmbeddingError::InvalidInput {
+        reason: format!(
+            "EMBEDDING_MODEL={} is not available in this build; use {}",
+            settings.embedding_model,
+            local::MODEL
+        ),
+    })
+}
 
 /// Why a batch of texts could not be embedded.
 #[derive(Debug, thiserror::Error)]

@@ -5,8 +5,11 @@
 //! Tenancy rule for every trait here: a method that touches user-owned data takes the caller's
 //! user id and filters by it in its SQL. Another user's row is simply not found.
 
+pub mod chunks;
+mod documents;
 mod error;
 mod portable;
+pub(crate) mod portable_ingest;
 pub mod postgres;
 pub mod sqlite;
 mod users;
@@ -16,12 +19,19 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{DatabaseUrl, Settings};
+pub use chunks::{ChunkSet, ChunkStore, NewChunk, StoredEmbedding};
+pub use documents::{
+    ClaimedJob, Created, Document, DocumentPage, DocumentStatus, DocumentStore, IngestQueue,
+    Lease, NewDocument, QueueDepth,
+};
 pub use error::StoreError;
 pub use users::{NewUser, User, UserStore};
 
 /// Everything ragd keeps durably. `Arc<dyn Store>` lives in the application state.
 #[async_trait]
-pub trait Store: UserStore + Send + Sync + 'static {
+pub trait Store:
+    UserStore + DocumentStore + IngestQueue + ChunkStore + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`, for logs, metrics and readiness.
     fn backend(&self) -> &'static str;
 

@@ -2,6 +2,8 @@
 //! Vectors live in a `vector` column with an HNSW index, keyword search uses a generated
 //! `tsvector`, and the ingestion queue is claimed with `FOR UPDATE SKIP LOCKED`.
 
+mod vector;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,7 +11,9 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use super::{Store, StoreError};
+pub use vector::PgVector;
 use crate::store::portable::impl_portable_stores;
+use crate::store::portable_ingest::impl_portable_ingest_stores;
 
 /// PostgreSQL + pgvector storage.
 #[derive(Clone)]
@@ -30,6 +34,18 @@ impl PgStore {
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
+
+    /// Claims the oldest due job; `SKIP LOCKED` lets concurrent workers of any number of
+    /// replicas each take a different row instead of waiting on, or sharing, the same one.
+    const CLAIM_JOB_SQL: &'static str = "UPDATE ingest_jobs SET state = 'running', \
+         attempts = attempts + 1, claims = claims + 1, locked_until = $2, updated_at = $1 \
+         WHERE document_id = (SELECT document_id FROM ingest_jobs \
+         WHERE state = 'pending' AND run_after <= $1 ORDER BY run_after LIMIT 1 \
+         FOR UPDATE SKIP LOCKED) RETURNING document_id, attempts, claims";
+
+    fn embedding_value(vector: &[f32]) -> PgVector {
+        PgVector(vector.to_vec())
+    }
 }
 
 #[async_trait]
@@ -49,3 +65,4 @@ impl Store for PgStore {
 }
 
 impl_portable_stores!(PgStore);
+impl_portable_ingest_stores!(PgStore);

@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::{Store, StoreError};
 use crate::store::portable::impl_portable_stores;
+use crate::store::portable_ingest::impl_portable_ingest_stores;
 
 /// Embedded SQLite storage.
 #[derive(Clone)]
@@ -44,6 +45,19 @@ impl SqliteStore {
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
+
+    /// Claims the oldest due job in one statement; SQLite serializes writers, so two
+    /// connections can never both take it.
+    const CLAIM_JOB_SQL: &'static str = "UPDATE ingest_jobs SET state = 'running', \
+         attempts = attempts + 1, claims = claims + 1, locked_until = $2, updated_at = $1 \
+         WHERE document_id = (SELECT document_id FROM ingest_jobs \
+         WHERE state = 'pending' AND run_after <= $1 ORDER BY run_after LIMIT 1) \
+         RETURNING document_id, attempts, claims";
+
+    /// Vectors are stored as little-endian f32 BLOBs, the layout sqlite-vec reads.
+    fn embedding_value(vector: &[f32]) -> Vec<u8> {
+        crate::store::chunks::vector_to_blob(vector)
+    }
 }
 
 #[async_trait]
@@ -63,3 +77,4 @@ impl Store for SqliteStore {
 }
 
 impl_portable_stores!(SqliteStore);
+impl_portable_ingest_stores!(SqliteStore);

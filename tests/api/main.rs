@@ -11,6 +11,7 @@ mod helpers;
 
 mod cli;
 mod docs;
+mod document_store;
 mod errors;
 mod health;
 mod observability;

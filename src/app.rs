@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::cache::KvCache;
+use crate::cache::redis::RedisKvCache;
 use crate::config::Settings;
 use crate::secret::Secret;
 use crate::services::embeddings::{self, Embedder, EmbeddingError};
@@ -42,6 +44,8 @@ pub enum StartError {
     Llm(#[from] ProviderError),
     #[error("embeddings: {0}")]
     Embeddings(#[from] EmbeddingError),
+    #[error("REDIS_URL: {0}")]
+    Cache(String),
 }
 
 /// A built application bound to its port, ready to serve.
@@ -57,8 +61,18 @@ impl App {
         crate::telemetry::init_metrics();
         let signing_key = signing_key::resolve(&settings)?;
         let llm = Arc::new(LlmGateway::new(llm_settings(&settings))?);
-        let embedder = embeddings::from_settings(&settings)?;
         let store = store::connect(&settings).await?;
+        let embedder =
+            embeddings::from_settings(&settings, llm.clone(), shared_cache(&settings)?).await?;
+        embeddings::check_stored_dimensions(embedder.as_ref(), &store.stored_embeddings().await?)?;
+        let stale = store.reindex_stale_documents(embedder.model()).await?;
+        if stale > 0 {
+            tracing::info!(
+                documents = stale,
+                model = embedder.model(),
+                "EMBEDDING_MODEL changed: reindexing in the background"
+            );
+        }
         let address = SocketAddr::new(settings.host, settings.port);
         let listener = TcpListener::bind(address)
             .await
@@ -117,6 +131,16 @@ impl App {
         store.close().await;
         Ok(())
     }
+}
+
+/// The shared key-value cache behind the embedding cache: Redis when `REDIS_URL` is set.
+fn shared_cache(settings: &Settings) -> Result<Option<Arc<dyn KvCache>>, StartError> {
+    let Some(url) = &settings.redis_url else {
+        return Ok(None);
+    };
+    let connection = crate::cache::redis::connect_lazy(url.expose())
+        .map_err(|err| StartError::Cache(err.to_string()))?;
+    Ok(Some(Arc::new(RedisKvCache::new(connection))))
 }
 
 /// The gateway's view of the configuration.

@@ -257,7 +257,8 @@ impl From<EmbeddingError> for ApiError {
             EmbeddingError::InvalidInput { .. } => {
                 Self::bad_request("invalid_embedding_input", message)
             }
-            EmbeddingError::DimensionMismatch { .. } => {
+            EmbeddingError::DimensionMismatch { .. }
+            | EmbeddingError::StoredDimensionMismatch { .. } => {
                 Self::conflict("embedding_model_mismatch", message)
             }
             EmbeddingError::Timeout => {

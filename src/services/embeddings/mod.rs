@@ -1,34 +1,91 @@
-//! Turning texts into vectors: the [`Embedder`] interface shared by the providers and the
-//! built-in local embedder, and its error type.
+//! Turning texts into vectors: the [`Embedder`] interface, the built-in local embedder, remote
+//! models behind the LLM gateway, and the decorators every configured embedder is wrapped in
+//! (a cache, and for remote models the coalescing batcher).
 
+pub mod batching;
+pub mod cached;
 pub mod local;
+mod metrics;
+pub mod remote;
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+pub use batching::{BatchSettings, BatchingEmbedder};
+pub use cached::CachedEmbedder;
 pub use local::LocalEmbedder;
+pub use remote::RemoteEmbedder;
 
+use crate::cache::KvCache;
 use crate::config::Settings;
+use crate::services::llm::LlmGateway;
 
 /// Width of the built-in embedder's vectors when `VECTOR_DIMENSION` is unset.
 pub const DEFAULT_LOCAL_DIMENSION: usize = 384;
 
-/// The embedder `EMBEDDING_MODEL` names, checked against `VECTOR_DIMENSION`.
-pub fn from_settings(settings: &Settings) -> Result<Arc<dyn Embedder>, EmbeddingError> {
-    if settings.embedding_model == local::MODEL {
+/// Vectors kept in the in-process cache (384 floats each: about 1.5 KB apiece).
+const LOCAL_CACHE_ENTRIES: NonZeroUsize = match NonZeroUsize::new(20_000) {
+    Some(entries) => entries,
+    None => NonZeroUsize::MIN,
+};
+
+/// Upstream calls one process keeps in flight for embeddings.
+const MAX_CALLS_IN_FLIGHT: usize = 4;
+
+/// The embedder `EMBEDDING_MODEL` names, its width checked against `VECTOR_DIMENSION`, wrapped
+/// in the cache (shared through `shared_cache` when given, e.g. Redis) and, for remote models,
+/// the coalescing batcher. A remote model without `VECTOR_DIMENSION` is asked once for its
+/// width, so start-up needs it reachable.
+pub async fn from_settings(
+    settings: &Settings,
+    gateway: Arc<LlmGateway>,
+    shared_cache: Option<Arc<dyn KvCache>>,
+) -> Result<Arc<dyn Embedder>, EmbeddingError> {
+    let model = settings.embedding_model.as_str();
+    let base: Arc<dyn Embedder> = if model == local::MODEL {
         let dimension = settings.vector_dimension.unwrap_or(DEFAULT_LOCAL_DIMENSION);
-        return Ok(Arc::new(LocalEmbedder::new(dimension)?));
+        Arc::new(LocalEmbedder::new(dimension)?)
+    } else {
+        let remote = RemoteEmbedder::connect(gateway, model, settings.vector_dimension).await?;
+        Arc::new(BatchingEmbedder::spawn(
+            Arc::new(remote),
+            BatchSettings {
+                max_batch: settings.embedding_batch_size,
+                max_in_flight: MAX_CALLS_IN_FLIGHT,
+                ..BatchSettings::default()
+            },
+        ))
+    };
+    let shared = shared_cache.map(|cache| (cache, settings.embedding_cache_ttl));
+    Ok(Arc::new(CachedEmbedder::new(
+        base,
+        LOCAL_CACHE_ENTRIES,
+        shared,
+    )))
+}
+
+/// Refuses to run with vectors of another width than the store already holds: they could
+/// not be compared with the stored ones (and pgvector's index is built for one width).
+pub fn check_stored_dimensions(
+    embedder: &dyn Embedder,
+    stored: &[crate::store::StoredEmbedding],
+) -> Result<(), EmbeddingError> {
+    match stored
+        .iter()
+        .find(|s| usize::try_from(s.dimension).ok() != Some(embedder.dimension()))
+    {
+        Some(other) => Err(EmbeddingError::StoredDimensionMismatch {
+            model: embedder.model().to_owned(),
+            dimension: embedder.dimension(),
+            stored_model: other.embedding_model.clone(),
+            stored_dimension: other.dimension,
+        }),
+        None => Ok(()),
     }
-    Err(EmbeddingError::InvalidInput {
-        reason: format!(
-            "EMBEDDING_MODEL={} is not available in this build; use {}",
-            settings.embedding_model,
-            local::MODEL
-        ),
-    })
 }
 
 /// Why a batch of texts could not be embedded.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EmbeddingError {
     /// The request cannot succeed as sent (empty batch, text too long, bad configuration).
     #[error("invalid embedding input: {reason}")]
@@ -49,6 +106,19 @@ pub enum EmbeddingError {
     /// Vectors of another width than the store holds: mixing them would corrupt search.
     #[error("embedding dimension mismatch: expected {expected}, got {actual}")]
     DimensionMismatch { expected: usize, actual: usize },
+
+    /// Start-up found stored vectors of another width than the configured model gives.
+    #[error(
+        "EMBEDDING_MODEL={model} gives {dimension}-dimensional vectors, but the database holds \
+         {stored_dimension}-dimensional vectors from {stored_model}; set EMBEDDING_MODEL and \
+         VECTOR_DIMENSION back to {stored_model} / {stored_dimension}, or use a new database"
+    )]
+    StoredDimensionMismatch {
+        model: String,
+        dimension: usize,
+        stored_model: String,
+        stored_dimension: i32,
+    },
 }
 
 impl EmbeddingError {
@@ -59,7 +129,9 @@ impl EmbeddingError {
             Self::Timeout => "timeout",
             Self::Unavailable { .. } => "unavailable",
             Self::InvalidResponse { .. } => "invalid_response",
-            Self::DimensionMismatch { .. } => "dimension_mismatch",
+            Self::DimensionMismatch { .. } | Self::StoredDimensionMismatch { .. } => {
+                "dimension_mismatch"
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::cache::redis::RedisKvCache;
 use crate::config::Settings;
 use crate::secret::Secret;
 use crate::services::embeddings::{self, Embedder, EmbeddingError};
+use crate::services::ingest::{ChunkSettingsError, Ingest};
 use crate::services::llm::{LlmGateway, LlmSettings, ProviderError};
 use crate::store::{self, Store, StoreError};
 use crate::{http, signing_key};
@@ -26,6 +27,8 @@ pub struct AppState {
     pub llm: Arc<LlmGateway>,
     /// Turns texts into vectors for ingestion, search and `/v1/embeddings`.
     pub embedder: Arc<dyn Embedder>,
+    /// Documents: upload, list, delete, reindex; owns the ingestion workers' pipeline.
+    pub ingest: Arc<Ingest>,
 }
 
 /// Why the application could not start.
@@ -46,6 +49,8 @@ pub enum StartError {
     Embeddings(#[from] EmbeddingError),
     #[error("REDIS_URL: {0}")]
     Cache(String),
+    #[error("{0}")]
+    Chunking(#[from] ChunkSettingsError),
 }
 
 /// A built application bound to its port, ready to serve.
@@ -73,6 +78,7 @@ impl App {
                 "EMBEDDING_MODEL changed: reindexing in the background"
             );
         }
+        let ingest = Arc::new(Ingest::new(&settings, store.clone(), embedder.clone())?);
         let address = SocketAddr::new(settings.host, settings.port);
         let listener = TcpListener::bind(address)
             .await
@@ -83,6 +89,7 @@ impl App {
             signing_key,
             llm,
             embedder,
+            ingest,
         };
         Ok(Self { listener, state })
     }
@@ -95,14 +102,16 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish for up to
-    /// `SHUTDOWN_GRACE_SECONDS` before returning.
+    /// Starts the ingestion workers and serves until `shutdown` completes, then lets in-flight
+    /// requests finish for up to `SHUTDOWN_GRACE_SECONDS`, stops the workers (jobs in progress
+    /// go back to the queue) and returns.
     pub async fn serve_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let grace = self.state.settings.shutdown_grace;
         let store = self.state.store.clone();
+        let workers = self.state.ingest.start_workers();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let router = http::router(self.state);
         let server = axum::serve(
@@ -128,6 +137,7 @@ impl App {
             result = server => result?,
             () = grace_expired => tracing::warn!("grace period over: dropping the remaining requests"),
         }
+        workers.shutdown().await;
         store.close().await;
         Ok(())
     }

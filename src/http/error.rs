@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::http::middleware::request_id;
 use crate::services::embeddings::EmbeddingError;
+use crate::services::ingest::UploadError;
 use crate::services::llm::ProviderError;
 use crate::store::StoreError;
 
@@ -267,6 +268,27 @@ impl From<EmbeddingError> for ApiError {
             EmbeddingError::Unavailable { .. } | EmbeddingError::InvalidResponse { .. } => {
                 Self::new(StatusCode::BAD_GATEWAY, "provider_error", message)
             }
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(err: UploadError) -> Self {
+        let message = err.to_string();
+        match err {
+            UploadError::TooLarge { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+            }
+            UploadError::Unsupported(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                message,
+            ),
+            UploadError::BadRequest(_) | UploadError::Interrupted(_) => {
+                Self::bad_request("invalid_upload", message)
+            }
+            UploadError::Store(store) => store.into(),
+            UploadError::Io(_) => Self::internal(&err),
         }
     }
 }

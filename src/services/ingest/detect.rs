@@ -43,6 +43,23 @@ impl DocumentFormat {
     }
 }
 
+impl DocumentFormat {
+    /// The format a stored document's `content_type` names (the inverse of `content_type`).
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        [
+            Self::Text,
+            Self::Markdown,
+            Self::Html,
+            Self::Pdf,
+            Self::Docx,
+            Self::Csv,
+            Self::Json,
+        ]
+        .into_iter()
+        .find(|format| format.content_type() == content_type)
+    }
+}
+
 impl fmt::Display for DocumentFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

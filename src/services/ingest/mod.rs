@@ -1,15 +1,23 @@
-//! Turning an uploaded file into chunks ready for embedding: type detection, text extraction
-//! per format, and token-aware chunking.
+//! Documents end to end: upload (streamed to disk), type detection, text extraction per
+//! format, token-aware chunking, embedding and storage, run by durable background workers.
 //!
-//! Everything here is pure and synchronous except [`extract_blocking`], which moves the
-//! CPU-bound, hostile-input-facing extraction off the async runtime. Errors are
-//! [`IngestError`]; its `Display` text becomes the failed document's `error`, so it is written
-//! for the document's owner.
+//! [`Ingest`] is the service the routes and the CLI call; [`worker`] runs the queue; the
+//! [`pipeline`] processes one document. Extraction errors are [`IngestError`]; its `Display`
+//! text becomes the failed document's `error`, so it is written for the document's owner.
 
 pub mod chunk;
 pub mod detect;
 pub mod extract;
 pub mod filename;
+mod metrics;
+pub mod pipeline;
+mod service;
+pub mod upload;
+pub mod worker;
+
+pub use service::Ingest;
+pub use upload::{UploadError, Uploaded};
+pub use worker::{IngestWorkers, WorkerSettings};
 
 pub use chunk::{ChunkDraft, ChunkSettings, ChunkSettingsError, Chunker};
 pub use detect::{DETECT_HEAD_BYTES, DocumentFormat, detect};

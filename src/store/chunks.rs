@@ -37,12 +37,30 @@ pub struct StoredEmbedding {
     pub dimension: i32,
 }
 
+/// A stored chunk as its document's owner sees it (no vector).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredChunk {
+    pub chunk_index: i32,
+    pub text: String,
+    pub page: Option<i32>,
+    pub char_start: i32,
+    pub char_end: i32,
+    pub heading_path: Option<String>,
+}
+
 #[async_trait]
 pub trait ChunkStore {
     /// Replaces the document's chunks with `set.chunks` and marks it `ready` with their count,
     /// in one transaction: a re-run replaces, never duplicates. Returns false (writing nothing)
     /// when the document no longer exists, e.g. it was deleted while being processed.
     async fn replace_chunks(&self, set: ChunkSet<'_>) -> Result<bool, StoreError>;
+
+    /// The user's document's chunks in order; empty when it has none or is not theirs.
+    async fn document_chunks(
+        &self,
+        user_id: Uuid,
+        document_id: Uuid,
+    ) -> Result<Vec<StoredChunk>, StoreError>;
 
     /// Every (model, dimension) pair among the stored vectors, for the start-up check.
     async fn stored_embeddings(&self) -> Result<Vec<StoredEmbedding>, StoreError>;
@@ -54,5 +72,8 @@ pub(crate) const INSERT_BATCH_ROWS: usize = 500;
 
 /// SQLite's vector encoding: little-endian f32s, what sqlite-vec reads.
 pub fn vector_to_blob(vector: &[f32]) -> Vec<u8> {
-    vector.iter().flat_map(|value| value.to_le_bytes()).collect()
+    vector
+        .iter()
+        .flat_map(|value| value.to_le_bytes())
+        .collect()
 }

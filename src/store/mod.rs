@@ -19,10 +19,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{DatabaseUrl, Settings};
-pub use chunks::{ChunkSet, ChunkStore, NewChunk, StoredEmbedding};
+pub use chunks::{ChunkSet, ChunkStore, NewChunk, StoredChunk, StoredEmbedding};
 pub use documents::{
-    ClaimedJob, Created, Document, DocumentPage, DocumentStatus, DocumentStore, IngestQueue,
-    Lease, NewDocument, QueueDepth,
+    ClaimedJob, Created, Document, DocumentPage, DocumentStatus, DocumentStore, IngestQueue, Lease,
+    NewDocument, QueueDepth,
 };
 pub use error::StoreError;
 pub use users::{NewUser, User, UserStore};

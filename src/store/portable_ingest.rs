@@ -1,9 +1,10 @@
 //! Documents, the ingestion queue and chunk writes: SQL that is the same on SQLite and
 //! PostgreSQL, written once and instantiated per backend by [`impl_portable_ingest_stores!`].
 //!
-//! The two places where the backends differ are named by the backend type itself:
-//! `Self::CLAIM_JOB_SQL` (Postgres adds `FOR UPDATE SKIP LOCKED`) and
-//! `Self::embedding_value` (a little-endian f32 BLOB for SQLite, a pgvector `vector`).
+//! The places where the backends differ are named by the backend type itself:
+//! `Self::CLAIM_JOB_SQL` (Postgres adds `FOR UPDATE SKIP LOCKED`), `Self::BEGIN_WRITE` (SQLite
+//! takes the write lock up front) and `Self::embedding_value` (a little-endian f32 BLOB for
+//! SQLite, a pgvector `vector`).
 
 /// The `documents` columns every query reads, in [`Document`](super::Document)'s field order.
 macro_rules! document_columns {
@@ -14,7 +15,7 @@ macro_rules! document_columns {
 }
 
 /// Implements `DocumentStore`, `IngestQueue` and `ChunkStore` for a type with a `pool` field,
-/// a `CLAIM_JOB_SQL` constant and an `embedding_value(&[f32])` associated function.
+/// `CLAIM_JOB_SQL` and `BEGIN_WRITE` constants and an `embedding_value(&[f32])` function.
 macro_rules! impl_portable_ingest_stores {
     ($store:ty) => {
         #[::async_trait::async_trait]
@@ -24,7 +25,7 @@ macro_rules! impl_portable_ingest_stores {
                 document: $crate::store::NewDocument,
             ) -> Result<$crate::store::Created, $crate::store::StoreError> {
                 let now = $crate::store::now();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 let inserted: Option<$crate::store::Document> = sqlx::query_as(concat!(
                     "INSERT INTO documents (id, user_id, filename, content_type, size_bytes, \
                      sha256, status, error, chunk_count, metadata, storage_path, \
@@ -110,7 +111,7 @@ macro_rules! impl_portable_ingest_stores {
                 user_id: ::uuid::Uuid,
                 id: ::uuid::Uuid,
             ) -> Result<Option<$crate::store::Document>, $crate::store::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 let deleted: Option<$crate::store::Document> = sqlx::query_as(concat!(
                     "DELETE FROM documents WHERE id = $1 AND user_id = $2 RETURNING ",
                     $crate::store::portable_ingest::document_columns!()
@@ -137,7 +138,7 @@ macro_rules! impl_portable_ingest_stores {
                 id: ::uuid::Uuid,
             ) -> Result<Option<$crate::store::Document>, $crate::store::StoreError> {
                 let now = $crate::store::now();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 let queued: Option<$crate::store::Document> = sqlx::query_as(concat!(
                     "UPDATE documents SET status = 'queued', error = NULL, updated_at = $3 \
                      WHERE id = $1 AND user_id = $2 RETURNING ",
@@ -170,7 +171,7 @@ macro_rules! impl_portable_ingest_stores {
                 model: &str,
             ) -> Result<u64, $crate::store::StoreError> {
                 let now = $crate::store::now();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 let queued = sqlx::query(
                     "UPDATE documents SET status = 'queued', updated_at = $2 \
                      WHERE embedding_model IS NOT NULL AND embedding_model <> $1 \
@@ -205,7 +206,7 @@ macro_rules! impl_portable_ingest_stores {
             ) -> Result<Option<$crate::store::ClaimedJob>, $crate::store::StoreError> {
                 let now = $crate::store::now();
                 let locked_until = now + $crate::store::portable_ingest::time_delta(lease);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 let claimed: Option<(::uuid::Uuid, i32, i32)> = sqlx::query_as(Self::CLAIM_JOB_SQL)
                     .bind(now)
                     .bind(locked_until)
@@ -275,7 +276,7 @@ macro_rules! impl_portable_ingest_stores {
                 retry_at: Option<::chrono::DateTime<::chrono::Utc>>,
             ) -> Result<bool, $crate::store::StoreError> {
                 let now = $crate::store::now();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 let (job_state, document_status, document_error) = match retry_at {
                     Some(_) => ("pending", "queued", None),
                     None => ("failed", "failed", Some(error)),
@@ -315,7 +316,7 @@ macro_rules! impl_portable_ingest_stores {
                 max_attempts: i32,
             ) -> Result<u64, $crate::store::StoreError> {
                 let now = $crate::store::now();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 // Documents first, while the jobs still say which ones expired.
                 sqlx::query(
                     "UPDATE documents SET \
@@ -383,7 +384,7 @@ macro_rules! impl_portable_ingest_stores {
                 let dimension = i32::try_from(set.dimension).map_err(|_| {
                     $crate::store::StoreError::Corrupt("vector dimension out of range".into())
                 })?;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                 // Locks the document row first: a delete racing with this commit either
                 // happens before (nothing is written) or after (it removes these chunks).
                 let still_there = sqlx::query(
@@ -431,6 +432,21 @@ macro_rules! impl_portable_ingest_stores {
                 }
                 tx.commit().await?;
                 Ok(true)
+            }
+
+            async fn document_chunks(
+                &self,
+                user_id: ::uuid::Uuid,
+                document_id: ::uuid::Uuid,
+            ) -> Result<Vec<$crate::store::chunks::StoredChunk>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT chunk_index, text, page, char_start, char_end, heading_path \
+                     FROM chunks WHERE document_id = $1 AND user_id = $2 ORDER BY chunk_index",
+                )
+                .bind(document_id)
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn stored_embeddings(

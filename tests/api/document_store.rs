@@ -191,9 +191,7 @@ async fn listing_pages_newest_first_and_filters_by_status(store: Arc<dyn Store>)
     assert_eq!(processing[0].id, job.document.id);
 }
 
-async fn a_claimed_job_completes_once_and_replacing_chunks_never_duplicates(
-    store: Arc<dyn Store>,
-) {
+async fn a_claimed_job_completes_once_and_replacing_chunks_never_duplicates(store: Arc<dyn Store>) {
     let ada = user(&store, "ada@example.com").await;
     let document = create(&store, ada, "aa").await;
     let job = store.claim_job(LEASE).await.unwrap().unwrap();
@@ -203,8 +201,18 @@ async fn a_claimed_job_completes_once_and_replacing_chunks_never_duplicates(
     assert!(store.claim_job(LEASE).await.unwrap().is_none(), "one job");
 
     let chunks = chunks(7);
-    assert!(store.replace_chunks(chunk_set(&document, &chunks)).await.unwrap());
-    assert!(store.replace_chunks(chunk_set(&document, &chunks[..4])).await.unwrap());
+    assert!(
+        store
+            .replace_chunks(chunk_set(&document, &chunks))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .replace_chunks(chunk_set(&document, &chunks[..4]))
+            .await
+            .unwrap()
+    );
     assert!(store.complete_job(job.lease).await.unwrap());
     assert!(!store.complete_job(job.lease).await.unwrap(), "only once");
 
@@ -218,8 +226,15 @@ async fn a_claimed_job_completes_once_and_replacing_chunks_never_duplicates(
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].dimension, 3);
 
-    store.delete_document(ada, document.id).await.unwrap().unwrap();
-    assert!(store.stored_embeddings().await.unwrap().is_empty(), "chunks go");
+    store
+        .delete_document(ada, document.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store.stored_embeddings().await.unwrap().is_empty(),
+        "chunks go"
+    );
     assert_eq!(store.queue_depth().await.unwrap().done, 0, "the job goes");
 }
 
@@ -227,9 +242,18 @@ async fn replacing_chunks_of_a_deleted_document_writes_nothing(store: Arc<dyn St
     let ada = user(&store, "ada@example.com").await;
     let document = create(&store, ada, "aa").await;
     let job = store.claim_job(LEASE).await.unwrap().unwrap();
-    store.delete_document(ada, document.id).await.unwrap().unwrap();
+    store
+        .delete_document(ada, document.id)
+        .await
+        .unwrap()
+        .unwrap();
     let chunks = chunks(3);
-    assert!(!store.replace_chunks(chunk_set(&document, &chunks)).await.unwrap());
+    assert!(
+        !store
+            .replace_chunks(chunk_set(&document, &chunks))
+            .await
+            .unwrap()
+    );
     assert!(store.stored_embeddings().await.unwrap().is_empty());
     assert!(!store.complete_job(job.lease).await.unwrap());
 }
@@ -253,9 +277,19 @@ async fn failures_retry_then_fail_the_document_with_its_error(store: Arc<dyn Sto
     );
 
     let now = ragd::store::now();
-    assert!(store.fail_job(first.lease, "again", Some(now)).await.unwrap() == false);
+    assert!(
+        store
+            .fail_job(first.lease, "again", Some(now))
+            .await
+            .unwrap()
+            == false
+    );
     // Reindex makes it due at once; the next attempt gives up for good.
-    store.reindex_document(ada, document.id).await.unwrap().unwrap();
+    store
+        .reindex_document(ada, document.id)
+        .await
+        .unwrap()
+        .unwrap();
     let second = store.claim_job(LEASE).await.unwrap().unwrap();
     assert!(
         store
@@ -265,7 +299,10 @@ async fn failures_retry_then_fail_the_document_with_its_error(store: Arc<dyn Sto
     );
     let failed = store.document(ada, document.id).await.unwrap().unwrap();
     assert_eq!(failed.status, DocumentStatus::Failed);
-    assert_eq!(failed.error.as_deref(), Some("malformed PDF file: bad xref"));
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("malformed PDF file: bad xref")
+    );
     assert_eq!(store.queue_depth().await.unwrap().failed, 1);
 }
 
@@ -305,18 +342,31 @@ async fn reindex_queues_again_and_stale_models_are_found(store: Arc<dyn Store>) 
     let document = create(&store, ada, "aa").await;
     let job = store.claim_job(LEASE).await.unwrap().unwrap();
     let chunks = chunks(2);
-    store.replace_chunks(chunk_set(&document, &chunks)).await.unwrap();
+    store
+        .replace_chunks(chunk_set(&document, &chunks))
+        .await
+        .unwrap();
     store.complete_job(job.lease).await.unwrap();
 
-    assert_eq!(store.reindex_stale_documents("local/test").await.unwrap(), 0);
-    assert_eq!(store.reindex_stale_documents("other-model").await.unwrap(), 1);
+    assert_eq!(
+        store.reindex_stale_documents("local/test").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store.reindex_stale_documents("other-model").await.unwrap(),
+        1
+    );
     let again = store.claim_job(LEASE).await.unwrap().unwrap();
     assert_eq!(again.document.id, document.id);
     assert_eq!(again.attempt, 1, "a reindex starts with fresh attempts");
     // The old chunks stay until the new ones replace them.
     assert_eq!(again.document.chunk_count, 2);
 
-    let reindexed = store.reindex_document(ada, document.id).await.unwrap().unwrap();
+    let reindexed = store
+        .reindex_document(ada, document.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(reindexed.status, DocumentStatus::Queued);
     assert!(
         !store.complete_job(again.lease).await.unwrap(),

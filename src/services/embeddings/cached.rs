@@ -54,12 +54,18 @@ impl CachedEmbedder {
     }
 
     fn local_get(&self, keys: &[CacheKey]) -> Vec<Option<Arc<[f32]>>> {
-        let mut local = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut local = self
+            .local
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         keys.iter().map(|key| local.get(key).cloned()).collect()
     }
 
     fn local_put(&self, entries: impl IntoIterator<Item = (CacheKey, Arc<[f32]>)>) {
-        let mut local = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut local = self
+            .local
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for (key, vector) in entries {
             local.put(key, vector);
         }
@@ -150,9 +156,11 @@ impl Embedder for CachedEmbedder {
         found
             .into_iter()
             .map(|vector| {
-                vector.map(|v| v.to_vec()).ok_or_else(|| EmbeddingError::InvalidResponse {
-                    reason: "the embedder returned fewer vectors than texts".into(),
-                })
+                vector
+                    .map(|v| v.to_vec())
+                    .ok_or_else(|| EmbeddingError::InvalidResponse {
+                        reason: "the embedder returned fewer vectors than texts".into(),
+                    })
             })
             .collect()
     }

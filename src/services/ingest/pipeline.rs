@@ -83,11 +83,12 @@ impl Pipeline {
     /// Turns `document`'s stored file into its chunks. Safe to run again: the chunks are
     /// replaced, never added to.
     pub async fn process(&self, document: &Document) -> Result<Processed, ProcessError> {
-        let format = DocumentFormat::from_content_type(&document.content_type).ok_or_else(|| {
-            IngestError::Unsupported {
-                detail: document.content_type.clone(),
-            }
-        })?;
+        let format =
+            DocumentFormat::from_content_type(&document.content_type).ok_or_else(|| {
+                IngestError::Unsupported {
+                    detail: document.content_type.clone(),
+                }
+            })?;
         let path = self.uploads_dir.join(&document.storage_path);
         let bytes = tokio::fs::read(&path).await.map_err(ProcessError::File)?;
 

@@ -69,7 +69,11 @@ impl Ingest {
     }
 
     /// Streams one uploaded file into the uploads directory (see [`upload::receive_file`]).
-    pub async fn receive<S, E>(&self, raw_filename: &str, body: S) -> Result<ReceivedFile, UploadError>
+    pub async fn receive<S, E>(
+        &self,
+        raw_filename: &str,
+        body: S,
+    ) -> Result<ReceivedFile, UploadError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -90,7 +94,8 @@ impl Ingest {
         file: ReceivedFile,
         metadata: serde_json::Value,
     ) -> Result<Uploaded, UploadError> {
-        let uploaded = upload::register(self.pipeline.store.as_ref(), user_id, file, metadata).await?;
+        let uploaded =
+            upload::register(self.pipeline.store.as_ref(), user_id, file, metadata).await?;
         if uploaded.created {
             self.notify.notify_one();
         }
@@ -140,4 +145,3 @@ impl std::fmt::Debug for Ingest {
             .finish_non_exhaustive()
     }
 }
-

@@ -47,7 +47,9 @@ impl WorkerSettings {
     }
 
     fn backoff(&self, attempt: i32) -> Duration {
-        let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(16);
+        let doublings = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(0)
+            .min(16);
         self.base_backoff
             .saturating_mul(1 << doublings)
             .min(self.max_backoff)
@@ -174,11 +176,11 @@ impl Worker {
         job: &ClaimedJob,
         err: &ProcessError,
     ) -> Result<bool, crate::store::StoreError> {
-        let attempts_left = u32::try_from(job.attempt).unwrap_or(u32::MAX) < self.settings.max_attempts;
+        let attempts_left =
+            u32::try_from(job.attempt).unwrap_or(u32::MAX) < self.settings.max_attempts;
         let retry_at = (err.is_retryable() && attempts_left).then(|| {
             crate::store::now()
-                + TimeDelta::from_std(self.settings.backoff(job.attempt))
-                    .unwrap_or(TimeDelta::MAX)
+                + TimeDelta::from_std(self.settings.backoff(job.attempt)).unwrap_or(TimeDelta::MAX)
         });
         metrics::attempt_failed(err.kind(), retry_at.is_none());
         tracing::warn!(error = %err, kind = err.kind(), retrying = retry_at.is_some(), "ingestion failed");
@@ -213,7 +215,11 @@ impl Worker {
         let result = self
             .pipeline
             .store
-            .fail_job(lease, "interrupted by a shutdown", Some(crate::store::now()))
+            .fail_job(
+                lease,
+                "interrupted by a shutdown",
+                Some(crate::store::now()),
+            )
             .await;
         if let Err(err) = result {
             tracing::warn!(error = %err, "cannot hand the job back; its lease will expire");

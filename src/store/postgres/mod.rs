@@ -11,9 +11,9 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use super::{Store, StoreError};
-pub use vector::PgVector;
 use crate::store::portable::impl_portable_stores;
 use crate::store::portable_ingest::impl_portable_ingest_stores;
+pub use vector::PgVector;
 
 /// PostgreSQL + pgvector storage.
 #[derive(Clone)]
@@ -34,6 +34,9 @@ impl PgStore {
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(Self { pool })
     }
+
+    /// Row locks make Postgres write transactions safe as plainly begun.
+    const BEGIN_WRITE: &'static str = "BEGIN";
 
     /// Claims the oldest due job; `SKIP LOCKED` lets concurrent workers of any number of
     /// replicas each take a different row instead of waiting on, or sharing, the same one.

@@ -46,6 +46,10 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// Write transactions take SQLite's write lock at once: a deferred transaction that
+    /// upgrades later fails with "database is locked" instead of waiting its turn.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+
     /// Claims the oldest due job in one statement; SQLite serializes writers, so two
     /// connections can never both take it.
     const CLAIM_JOB_SQL: &'static str = "UPDATE ingest_jobs SET state = 'running', \

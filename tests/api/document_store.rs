@@ -278,11 +278,11 @@ async fn failures_retry_then_fail_the_document_with_its_error(store: Arc<dyn Sto
 
     let now = ragd::store::now();
     assert!(
-        store
+        !store
             .fail_job(first.lease, "again", Some(now))
             .await
-            .unwrap()
-            == false
+            .unwrap(),
+        "a lease already given back holds nothing"
     );
     // Reindex makes it due at once; the next attempt gives up for good.
     store

@@ -31,6 +31,37 @@ pub struct AppState {
     pub ingest: Arc<Ingest>,
 }
 
+impl AppState {
+    /// Connects the backends, migrates, checks the embedder against the stored vectors and
+    /// assembles the services, without listening: what `ragd ingest` runs on.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        crate::telemetry::init_metrics();
+        let signing_key = signing_key::resolve(&settings)?;
+        let llm = Arc::new(LlmGateway::new(llm_settings(&settings))?);
+        let store = store::connect(&settings).await?;
+        let embedder =
+            embeddings::from_settings(&settings, llm.clone(), shared_cache(&settings)?).await?;
+        embeddings::check_stored_dimensions(embedder.as_ref(), &store.stored_embeddings().await?)?;
+        let stale = store.reindex_stale_documents(embedder.model()).await?;
+        if stale > 0 {
+            tracing::info!(
+                documents = stale,
+                model = embedder.model(),
+                "EMBEDDING_MODEL changed: reindexing in the background"
+            );
+        }
+        let ingest = Arc::new(Ingest::new(&settings, store.clone(), embedder.clone())?);
+        Ok(Self {
+            settings: Arc::new(settings),
+            store,
+            signing_key,
+            llm,
+            embedder,
+            ingest,
+        })
+    }
+}
+
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -63,34 +94,11 @@ impl App {
     /// Connects the backends, migrates, binds the listener. Binding here (not in `serve`) is
     /// what lets tests learn the port of `PORT=0` before the first request.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        crate::telemetry::init_metrics();
-        let signing_key = signing_key::resolve(&settings)?;
-        let llm = Arc::new(LlmGateway::new(llm_settings(&settings))?);
-        let store = store::connect(&settings).await?;
-        let embedder =
-            embeddings::from_settings(&settings, llm.clone(), shared_cache(&settings)?).await?;
-        embeddings::check_stored_dimensions(embedder.as_ref(), &store.stored_embeddings().await?)?;
-        let stale = store.reindex_stale_documents(embedder.model()).await?;
-        if stale > 0 {
-            tracing::info!(
-                documents = stale,
-                model = embedder.model(),
-                "EMBEDDING_MODEL changed: reindexing in the background"
-            );
-        }
-        let ingest = Arc::new(Ingest::new(&settings, store.clone(), embedder.clone())?);
-        let address = SocketAddr::new(settings.host, settings.port);
+        let state = AppState::build(settings).await?;
+        let address = SocketAddr::new(state.settings.host, state.settings.port);
         let listener = TcpListener::bind(address)
             .await
             .map_err(|source| StartError::Listen { address, source })?;
-        let state = AppState {
-            settings: Arc::new(settings),
-            store,
-            signing_key,
-            llm,
-            embedder,
-            ingest,
-        };
         Ok(Self { listener, state })
     }
 

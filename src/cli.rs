@@ -21,6 +21,19 @@ pub enum Command {
     Migrate,
     /// Exit 0 when the ragd at HOST:PORT answers /health (for container health checks).
     Healthcheck,
+    /// Ingest files (or directories) for a user through the same pipeline as uploads, with a
+    /// progress bar and a summary of failures; exits non-zero when any file failed.
+    Ingest {
+        /// Files or directories to ingest.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+        /// The owner's email (the account must exist).
+        #[arg(long)]
+        user: String,
+        /// Descend into subdirectories.
+        #[arg(long, short)]
+        recursive: bool,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]

@@ -15,6 +15,8 @@ pub mod config;
 pub mod domain;
 /// Router, layers, the error catalogue and request extractors.
 pub mod http;
+/// The `ragd ingest` bulk-loading command.
+pub mod ingest_command;
 /// Thin HTTP handlers, one file per area.
 pub mod routes;
 /// Values that must never be logged.

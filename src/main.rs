@@ -37,6 +37,19 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
             eprintln!("ragd: {} schema is up to date", store.backend());
             Ok(())
         }
+        Command::Ingest {
+            paths,
+            user,
+            recursive,
+        } => {
+            let report = ragd::ingest_command::run(settings, &paths, &user, recursive).await?;
+            ragd::ingest_command::write_summary(&mut std::io::stdout().lock(), &report)
+                .map_err(|e| e.to_string())?;
+            match report.failures.len() {
+                0 => Ok(()),
+                failed => Err(format!("{failed} file(s) failed")),
+            }
+        }
         Command::Config {
             command: ConfigCommand::Example,
         } => {

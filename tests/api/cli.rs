@@ -106,3 +106,47 @@ fn the_committed_env_example_lists_every_variable() {
         "regenerate with `ragd config example > .env.example`"
     );
 }
+
+#[tokio::test]
+async fn ingest_loads_a_directory_for_a_user_and_summarises_failures() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let database_url = format!("sqlite://{data_dir}/ragd.db");
+    let mut values = std::collections::HashMap::new();
+    values.insert("DATA_DIR".to_owned(), data_dir.clone());
+    values.insert("DATABASE_URL".to_owned(), database_url.clone());
+    let settings = ragd::config::Settings::from_map(&values).unwrap();
+    let store = ragd::store::connect(&settings).await.unwrap();
+    store
+        .create_user(ragd::store::NewUser {
+            email: "ada@example.com".into(),
+            password_hash: "x".into(),
+            role: "user".into(),
+        })
+        .await
+        .unwrap();
+    store.close().await;
+
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let output = tokio::task::spawn_blocking(move || {
+        let env = [
+            ("DATA_DIR", data_dir.as_str()),
+            ("DATABASE_URL", database_url.as_str()),
+            ("INGEST_WORKERS", "2"),
+        ];
+        ragd(&["ingest", fixtures, "--user", "Ada@example.com"], &env)
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The five samples; the three hostile files and generate.py (an unsupported type) fail.
+    assert!(stdout.contains("5 ready"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("4 failed"), "{stdout}");
+    assert!(stdout.contains("encrypted.pdf"), "{stdout}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "failures make a non-zero exit"
+    );
+}

@@ -5,3 +5,4 @@ pub mod embeddings;
 pub mod ingest;
 pub mod llm;
 pub mod readiness;
+pub mod retrieval;

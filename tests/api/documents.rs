@@ -671,7 +671,6 @@ async fn a_traversal_filename_is_kept_only_as_a_sanitized_name() {
     let id = accepted["document_id"].as_str().unwrap();
     assert_eq!(app.stored_files(), [id.to_owned()]);
     let data_dir = app.state.settings.data_dir.clone();
-    assert!(!data_dir.join("../../etc/passwd").starts_with(&data_dir));
     assert!(
         !data_dir.parent().unwrap().join("etc").exists(),
         "nothing written outside the data directory"

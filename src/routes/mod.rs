@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod docs;
+pub mod documents;
 pub mod health;
 pub mod metrics;
 
@@ -26,6 +27,7 @@ use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "auth", description = "Accounts, access tokens and API keys"),
+        (name = "documents", description = "Uploads turned into searchable chunks in the background"),
     )
 )]
 struct ApiDoc;
@@ -55,4 +57,5 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(auth::router())
+        .merge(documents::router())
 }

@@ -13,6 +13,7 @@ mod auth;
 mod cli;
 mod docs;
 mod document_store;
+mod documents;
 mod embedding_mock;
 mod errors;
 mod health;

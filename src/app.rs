@@ -126,6 +126,7 @@ impl App {
         let grace = self.state.settings.shutdown_grace;
         let store = self.state.store.clone();
         let workers = self.state.ingest.start_workers();
+        let key_usage = self.state.accounts.start_key_usage_flusher();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let router = http::router(self.state);
         let server = axum::serve(
@@ -152,6 +153,7 @@ impl App {
             () = grace_expired => tracing::warn!("grace period over: dropping the remaining requests"),
         }
         workers.shutdown().await;
+        key_usage.shutdown().await;
         store.close().await;
         Ok(())
     }

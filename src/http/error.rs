@@ -232,9 +232,10 @@ impl From<AccountError> for ApiError {
             AccountError::InvalidCredentials => {
                 Self::unauthorized_with("invalid_credentials", message)
             }
-            AccountError::Unauthenticated(_) | AccountError::UnknownUser => {
-                Self::unauthorized(message)
-            }
+            AccountError::Unauthenticated(_)
+            | AccountError::UnknownUser
+            | AccountError::UnknownApiKey => Self::unauthorized(message),
+            AccountError::ApiKeyNotFound => Self::not_found("API key"),
             AccountError::Store(store) => store.into(),
             AccountError::Crypto(crypto) => Self::internal(&crypto),
         }

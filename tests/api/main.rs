@@ -9,6 +9,7 @@
 
 mod helpers;
 
+mod api_keys;
 mod auth;
 mod cli;
 mod docs;

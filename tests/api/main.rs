@@ -19,4 +19,5 @@ mod errors;
 mod health;
 mod ingest;
 mod observability;
+mod rate_limits;
 mod store;

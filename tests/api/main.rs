@@ -21,4 +21,5 @@ mod health;
 mod ingest;
 mod observability;
 mod rate_limits;
+mod shutdown;
 mod store;

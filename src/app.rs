@@ -10,6 +10,7 @@ use crate::cache::KvCache;
 use crate::cache::redis::RedisKvCache;
 use crate::config::Settings;
 use crate::secret::Secret;
+use crate::services::chat::{self, ChatService};
 use crate::services::embeddings::{self, Embedder, EmbeddingError};
 use crate::services::ingest::{ChunkSettingsError, Ingest};
 use crate::services::llm::{LlmGateway, LlmSettings, ProviderError};
@@ -29,6 +30,8 @@ pub struct AppState {
     pub embedder: Arc<dyn Embedder>,
     /// Documents: upload, list, delete, reindex; owns the ingestion workers' pipeline.
     pub ingest: Arc<Ingest>,
+    /// Chat answers (whole or streamed) with grounding, token limits and usage accounting.
+    pub chat: Arc<ChatService>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             );
         }
         let ingest = Arc::new(Ingest::new(&settings, store.clone(), embedder.clone())?);
+        let chat = Arc::new(chat::from_settings(&settings, llm.clone(), store.clone())?);
         Ok(Self {
             settings: Arc::new(settings),
             store,
@@ -58,6 +62,7 @@ impl AppState {
             llm,
             embedder,
             ingest,
+            chat,
         })
     }
 }
@@ -119,6 +124,7 @@ impl App {
     ) -> std::io::Result<()> {
         let grace = self.state.settings.shutdown_grace;
         let store = self.state.store.clone();
+        let chat = self.state.chat.clone();
         let workers = self.state.ingest.start_workers();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let router = http::router(self.state);
@@ -146,6 +152,7 @@ impl App {
             () = grace_expired => tracing::warn!("grace period over: dropping the remaining requests"),
         }
         workers.shutdown().await;
+        chat.usage().shutdown().await;
         store.close().await;
         Ok(())
     }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::http::middleware::request_id;
+use crate::services::chat::ChatError;
 use crate::services::embeddings::EmbeddingError;
 use crate::services::ingest::UploadError;
 use crate::services::llm::ProviderError;
@@ -289,6 +290,40 @@ impl From<UploadError> for ApiError {
             }
             UploadError::Store(store) => store.into(),
             UploadError::Io(_) => Self::internal(&err),
+        }
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(err: ChatError) -> Self {
+        let message = err.to_string();
+        match err {
+            ChatError::Invalid(problems) => Self::validation(problems),
+            ChatError::ContextTooLong(_) => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "context_length_exceeded",
+                message,
+            ),
+            ChatError::TokenLimit { retry_after, .. } => {
+                let error = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "token_limit_exceeded",
+                    message,
+                );
+                match retry_after
+                    .and_then(|d| HeaderValue::from_str(&d.as_secs().max(1).to_string()).ok())
+                {
+                    Some(seconds) => error.with_header(header::RETRY_AFTER, seconds),
+                    None => error.with_details(json!({
+                        "reason": "this request alone needs more tokens than the per-minute limit"
+                    })),
+                }
+            }
+            ChatError::LimiterUnavailable => {
+                Self::service_unavailable("rate_limiter_unavailable", message)
+            }
+            ChatError::Grounding(grounding) => grounding.0,
+            ChatError::Provider(provider) => provider.into(),
         }
     }
 }

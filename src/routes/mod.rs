@@ -1,9 +1,12 @@
 //! Thin handlers, one file per area: each extracts its input, calls one service function and
 //! maps the result. No SQL and no provider calls here.
 
+pub mod auth;
+pub mod chat;
 pub mod docs;
 pub mod health;
 pub mod metrics;
+pub mod openai;
 
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -24,6 +27,9 @@ use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "auth", description = "Accounts, access tokens and API keys"),
+        (name = "chat", description = "Chat answers, grounded in your documents with citations; whole or streamed"),
+        (name = "openai", description = "OpenAI-compatible API: point the official SDKs at /v1"),
     )
 )]
 struct ApiDoc;
@@ -50,5 +56,9 @@ impl utoipa::Modify for BearerAuth {
 
 /// Every documented route, with the OpenAPI document they make up.
 pub fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(health::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(chat::router())
+        .merge(openai::router())
 }

@@ -10,6 +10,7 @@
 mod helpers;
 
 mod auth;
+mod chat;
 mod cli;
 mod docs;
 mod document_store;
@@ -17,5 +18,7 @@ mod embedding_mock;
 mod errors;
 mod health;
 mod ingest;
+mod llm_mock;
 mod observability;
+mod openai_compat;
 mod store;

@@ -21,4 +21,5 @@ mod ingest;
 mod llm_mock;
 mod observability;
 mod openai_compat;
+mod openai_sdk;
 mod store;

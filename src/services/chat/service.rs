@@ -233,3 +233,166 @@ fn fail(account: &mut CallAccount, error: &ProviderError) {
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use async_trait::async_trait;
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::services::chat::{ChatEvent, RagScope};
+    use crate::services::llm::{ChatMessage, LOCAL_MODEL, LlmSettings, Role};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{NewUser, Store};
+
+    /// Evidence as the retrieval service would hand it over.
+    struct Found(Vec<Citation>);
+
+    #[async_trait]
+    impl Grounding for Found {
+        async fn ground(
+            &self,
+            _user: Uuid,
+            _question: &str,
+            scope: &RagScope,
+        ) -> Result<Vec<Citation>, GroundingError> {
+            let top_k = usize::try_from(scope.top_k).unwrap();
+            Ok(self.0.iter().take(top_k).cloned().collect())
+        }
+    }
+
+    fn citation(filename: &str, text: &str) -> Citation {
+        Citation {
+            document_id: Uuid::now_v7(),
+            filename: filename.into(),
+            chunk_index: 0,
+            text: text.into(),
+            score: 0.9,
+            page: None,
+            char_start: 0,
+            char_end: 10,
+        }
+    }
+
+    async fn service(dir: &tempfile::TempDir) -> (ChatService, Uuid) {
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("chat.db"), 2)
+                .await
+                .unwrap(),
+        );
+        let user = store
+            .create_user(NewUser {
+                email: "ada@example.com".into(),
+                password_hash: "x".into(),
+                role: "user".into(),
+            })
+            .await
+            .unwrap();
+        let gateway = LlmGateway::new(LlmSettings {
+            openai_api_key: None,
+            openai_base_url: "https://api.openai.com/v1".into(),
+            ollama_base_url: None,
+            anthropic_api_key: None,
+            anthropic_base_url: "https://api.anthropic.com".into(),
+            default_model: None,
+            fallback_models: Vec::new(),
+            timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            ttft_timeout: None,
+            max_retries: 0,
+        })
+        .unwrap();
+        let sources = vec![
+            citation(
+                "paris.md",
+                "The Eiffel Tower is 330 metres tall. It opened in 1889.",
+            ),
+            citation("rome.md", "The Colosseum held about 50,000 spectators."),
+        ];
+        let chat = ChatService::new(
+            Arc::new(gateway),
+            Arc::new(UsageRecorder::spawn(store)),
+            None,
+            false,
+        )
+        .with_grounding(Arc::new(Found(sources)));
+        (chat, user.id)
+    }
+
+    fn ask(question: &str, rag: bool) -> ChatParams {
+        ChatParams {
+            messages: vec![ChatMessage::new(Role::User, question)],
+            model: None,
+            temperature: 0.7,
+            max_tokens: 256,
+            rag: rag.then(|| RagScope {
+                document_ids: Vec::new(),
+                top_k: 5,
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_offline_provider_answers_from_the_grounding_with_numbered_citations() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chat, user) = service(&dir).await;
+
+        let answer = chat
+            .complete(user, ask("How tall is the Eiffel Tower?", true))
+            .await
+            .unwrap();
+
+        assert_eq!(answer.model, LOCAL_MODEL);
+        assert_eq!(answer.citations.len(), 2);
+        assert_eq!(answer.citations[0].filename, "paris.md");
+        assert!(
+            answer
+                .text
+                .contains("\"The Eiffel Tower is 330 metres tall.\" [1]"),
+            "{}",
+            answer.text
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_hands_over_its_citations_before_any_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chat, user) = service(&dir).await;
+
+        let stream = chat
+            .stream(
+                user,
+                ask("How many spectators did the Colosseum hold?", true),
+            )
+            .await
+            .unwrap();
+
+        assert_eq!(stream.citations.len(), 2);
+        let events: Vec<ChatEvent> = stream.events.collect().await;
+        let text: String = events
+            .iter()
+            .filter_map(|event| match event {
+                ChatEvent::Token(token) => Some(token.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(text.contains("[2]"), "{text}");
+        assert!(matches!(events.last(), Some(ChatEvent::Done(_))));
+        chat.usage().flush().await;
+    }
+
+    #[tokio::test]
+    async fn without_rag_the_grounding_is_not_consulted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chat, user) = service(&dir).await;
+
+        let answer = chat
+            .complete(user, ask("How tall is the Eiffel Tower?", false))
+            .await
+            .unwrap();
+
+        assert!(answer.citations.is_empty());
+        assert!(answer.text.contains("no documents"), "{}", answer.text);
+    }
+}

@@ -203,7 +203,11 @@ async fn chat(
         return Ok(events(stream));
     }
     let answer = state.chat.complete(user.id, request.params()).await?;
-    Ok(Json(ChatResponse::from(answer)).into_response())
+    let overhead = answer.overhead;
+    Ok(with_overhead(
+        Json(ChatResponse::from(answer)).into_response(),
+        overhead,
+    ))
 }
 
 /// Answers a conversation as server-sent events, one JSON object per `data:` line:
@@ -237,6 +241,7 @@ async fn chat_stream(
 /// The SSE body of a streamed answer. Each event is sent as soon as the provider's chunk
 /// arrives; dropping the body (the client left) drops the upstream request.
 fn events(answer: ChatStream) -> Response {
+    let overhead = answer.overhead;
     let citations = (!answer.citations.is_empty()).then(|| json!({"citations": answer.citations}));
     let tail = answer.events.map(|event| match event {
         ChatEvent::Token(token) => json!({"token": token}),
@@ -255,7 +260,20 @@ fn events(answer: ChatStream) -> Response {
     let body = stream::iter(citations)
         .chain(tail)
         .map(|value: Value| Ok::<_, Infallible>(Event::default().data(value.to_string())));
-    Sse::new(body)
+    let response = Sse::new(body)
         .keep_alive(KeepAlive::default())
-        .into_response()
+        .into_response();
+    with_overhead(response, overhead)
 }
+
+/// Adds `x-ragd-overhead-ms`: ragd's own time (total minus waiting on the provider), so
+/// operators can check what the gateway costs.
+pub fn with_overhead(mut response: Response, overhead: std::time::Duration) -> Response {
+    let millis = format!("{:.3}", overhead.as_secs_f64() * 1000.0);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&millis) {
+        response.headers_mut().insert(OVERHEAD_HEADER, value);
+    }
+    response
+}
+
+pub const OVERHEAD_HEADER: &str = "x-ragd-overhead-ms";

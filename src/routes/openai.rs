@@ -24,7 +24,7 @@ use crate::app::AppState;
 use crate::http::auth::AuthUser;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{ValidJson, Validate};
-use crate::routes::chat::UsageView;
+use crate::routes::chat::{UsageView, with_overhead};
 use crate::services::chat::{
     ChatEvent, ChatParams, ChatStream, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K,
     RagScope,
@@ -331,7 +331,8 @@ async fn chat_completions(
         ));
     }
     let answer = state.chat.complete(user.id, params).await?;
-    Ok(Json(ChatCompletion {
+    let overhead = answer.overhead;
+    let response = Json(ChatCompletion {
         id,
         object: "chat.completion",
         created,
@@ -350,7 +351,8 @@ async fn chat_completions(
         system_fingerprint: None,
         citations: citations.then_some(answer.citations),
     })
-    .into_response())
+    .into_response();
+    Ok(with_overhead(response, overhead))
 }
 
 struct Chunking {
@@ -390,6 +392,7 @@ impl Chunking {
 /// chunk per token as it arrives, a `finish_reason` chunk, the usage chunk when asked, then
 /// `[DONE]`. A provider failure mid-way is one OpenAI-shaped `error` event, and the end.
 fn chunks(answer: ChatStream, how: Chunking) -> Response {
+    let overhead = answer.overhead;
     let model = answer.model.clone();
     let mut first = how.delta(&model, json!({"role": "assistant", "content": ""}), None);
     if how.citations {
@@ -422,7 +425,8 @@ fn chunks(answer: ChatStream, how: Chunking) -> Response {
     let body = stream::once(async move { first.to_string() })
         .chain(tail)
         .map(|data| Ok::<_, Infallible>(Event::default().data(data)));
-    Sse::new(body)
+    let response = Sse::new(body)
         .keep_alive(KeepAlive::default())
-        .into_response()
+        .into_response();
+    with_overhead(response, overhead)
 }

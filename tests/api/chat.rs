@@ -144,6 +144,8 @@ async fn a_provider_answer_carries_its_own_usage_and_is_recorded() {
     let response = post(&app, &token, "/api/v1/chat", &request).await;
 
     assert_eq!(response.status(), 200);
+    let overhead = response.headers()["x-ragd-overhead-ms"].to_str().unwrap();
+    assert!(overhead.parse::<f64>().unwrap() >= 0.0, "{overhead}");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["response"], "Hello there, Ada.");
     assert_eq!(body["provider"], "openai");

@@ -104,6 +104,7 @@ async fn a_completion_has_every_field_of_openai_chat_completion() {
     let response = post(&app, &token, "/v1/chat/completions", &request).await;
 
     assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-ragd-overhead-ms"));
     let body: Value = response.json().await.unwrap();
     assert!(body["id"].as_str().unwrap().starts_with("chatcmpl-"));
     assert_eq!(body["object"], "chat.completion");

@@ -51,6 +51,8 @@ pub struct ChatAnswer {
     pub model: String,
     pub provider: &'static str,
     pub processing_time_ms: u64,
+    /// ragd's own time: the whole call minus the time spent waiting on the provider.
+    pub overhead: Duration,
 }
 
 pub struct ChatService {
@@ -105,11 +107,15 @@ impl ChatService {
             citations,
             mut account,
         } = self.prepare(user, params).await?;
-        match self.llm.complete(&model, &request).await {
+        let waiting = Instant::now();
+        let outcome = self.llm.complete(&model, &request).await;
+        let upstream = waiting.elapsed();
+        match outcome {
             Ok(routed) => {
                 account.answered_by(routed.provider, routed.model.clone());
                 let usage = account.finish(Outcome::Success, Some(routed.value.usage));
                 Ok(ChatAnswer {
+                    overhead: overhead(account.elapsed(), upstream),
                     text: routed.value.text,
                     citations,
                     usage,
@@ -134,10 +140,14 @@ impl ChatService {
             citations,
             mut account,
         } = self.prepare(user, params).await?;
-        match self.llm.stream(&model, &request).await {
+        let waiting = Instant::now();
+        let outcome = self.llm.stream(&model, &request).await;
+        let upstream = waiting.elapsed();
+        match outcome {
             Ok(routed) => {
                 account.answered_by(routed.provider, routed.model.clone());
                 Ok(ChatStream {
+                    overhead: overhead(account.elapsed(), upstream),
                     citations,
                     model: routed.model,
                     provider: routed.provider,
@@ -228,6 +238,13 @@ fn fail(account: &mut CallAccount, error: &ProviderError) {
         account.answered_by(provider, account.model.clone());
     }
     account.finish(Outcome::Error, Some(Usage::default()));
+}
+
+/// ragd's share of a call's time so far, also recorded in `ragd_overhead_seconds`.
+fn overhead(total: Duration, upstream: Duration) -> Duration {
+    let own = total.saturating_sub(upstream);
+    metrics::histogram!("ragd_overhead_seconds").record(own.as_secs_f64());
+    own
 }
 
 fn millis(duration: Duration) -> u64 {

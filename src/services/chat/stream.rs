@@ -35,6 +35,8 @@ pub struct ChatStream {
     pub citations: Vec<Citation>,
     pub model: String,
     pub provider: &'static str,
+    /// ragd's own time until the first token: the whole wait minus the provider's.
+    pub overhead: std::time::Duration,
     pub events: AnswerStream,
 }
 

@@ -11,6 +11,7 @@ mod helpers;
 
 mod api_keys;
 mod auth;
+mod chat;
 mod cli;
 mod docs;
 mod document_store;
@@ -19,7 +20,10 @@ mod embedding_mock;
 mod errors;
 mod health;
 mod ingest;
+mod llm_mock;
 mod observability;
+mod openai_compat;
+mod openai_sdk;
 mod rate_limits;
 mod shutdown;
 mod store;

@@ -369,7 +369,7 @@ async fn delete_removes_everything(app: TestApp) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(app.stored_files(), [id.clone()]);
+    assert_eq!(app.stored_files(), std::slice::from_ref(&id));
 
     let path = format!("/api/v1/documents/{id}");
     let deleted = app.authed(reqwest::Method::DELETE, &path, &token).await;

@@ -1,6 +1,7 @@
 //! Thin handlers, one file per area: each extracts its input, calls one service function and
 //! maps the result. No SQL and no provider calls here.
 
+pub mod api_keys;
 pub mod auth;
 pub mod docs;
 pub mod documents;
@@ -57,5 +58,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(auth::router())
+        .merge(api_keys::router())
         .merge(documents::router())
 }

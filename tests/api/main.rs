@@ -9,6 +9,7 @@
 
 mod helpers;
 
+mod api_keys;
 mod auth;
 mod cli;
 mod docs;
@@ -19,4 +20,6 @@ mod errors;
 mod health;
 mod ingest;
 mod observability;
+mod rate_limits;
+mod shutdown;
 mod store;

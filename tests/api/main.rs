@@ -21,3 +21,4 @@ mod ingest;
 mod observability;
 mod rate_limits;
 mod store;
+mod user_cli;

@@ -95,7 +95,7 @@ async fn main() {
         ),
         ("PORT", "0".to_owned()),
         ("SECRET_KEY", SECRET.to_owned()),
-        ("RATE_LIMIT_PER_MINUTE", "1000000000".to_owned()),
+        ("RATE_LIMIT_PER_MINUTE", "1000000".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -159,7 +159,7 @@ async fn main() {
     );
 
     let quota = Quota {
-        per_minute: NonZeroU32::new(1_000_000_000).unwrap(),
+        per_minute: NonZeroU32::new(1_000_000).unwrap(),
     };
     let memory = MemoryRateLimiter::default();
     report(

@@ -3,9 +3,12 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod chat;
 pub mod docs;
+pub mod documents;
 pub mod health;
 pub mod metrics;
+pub mod openai;
 
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -27,6 +30,9 @@ use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "auth", description = "Accounts, access tokens and API keys"),
+        (name = "documents", description = "Uploads turned into searchable chunks in the background"),
+        (name = "chat", description = "Chat answers, grounded in your documents with citations; whole or streamed"),
+        (name = "openai", description = "OpenAI-compatible API: point the official SDKs at /v1"),
     )
 )]
 struct ApiDoc;
@@ -57,4 +63,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(auth::router())
         .merge(api_keys::router())
+        .merge(documents::router())
+        .merge(chat::router())
+        .merge(openai::router())
 }

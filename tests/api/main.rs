@@ -27,3 +27,4 @@ mod openai_sdk;
 mod rate_limits;
 mod shutdown;
 mod store;
+mod user_cli;

@@ -6,14 +6,16 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::cache::KvCache;
-use crate::cache::redis::RedisKvCache;
+use crate::cache::memory::MemoryRateLimiter;
+use crate::cache::redis::{RedisKvCache, RedisRateLimiter};
+use crate::cache::{KvCache, RateLimiter};
 use crate::config::Settings;
 use crate::services::auth::accounts::Accounts;
 use crate::services::chat::{self, ChatService};
 use crate::services::embeddings::{self, Embedder, EmbeddingError};
 use crate::services::ingest::{ChunkSettingsError, Ingest};
 use crate::services::llm::{LlmGateway, LlmSettings, ProviderError};
+use crate::services::rate_limits::RateLimits;
 use crate::store::{self, Store, StoreError};
 use crate::{http, signing_key};
 
@@ -32,6 +34,12 @@ pub struct AppState {
     pub ingest: Arc<Ingest>,
     /// Chat answers (whole or streamed) with grounding, token limits and usage accounting.
     pub chat: Arc<ChatService>,
+    /// The raw limiter (in memory, or Redis shared by every replica), for any quota.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Request and login limits over `limiter`, with the fail-open/closed policy.
+    pub rate_limits: Arc<RateLimits>,
+    /// The key-value cache shared by replicas (Redis); `None` without `REDIS_URL`.
+    pub cache: Option<Arc<dyn KvCache>>,
 }
 
 impl AppState {
@@ -42,8 +50,8 @@ impl AppState {
         let signing_key = signing_key::resolve(&settings)?;
         let llm = Arc::new(LlmGateway::new(llm_settings(&settings))?);
         let store = store::connect(&settings).await?;
-        let embedder =
-            embeddings::from_settings(&settings, llm.clone(), shared_cache(&settings)?).await?;
+        let (limiter, cache) = shared_backends(&settings)?;
+        let embedder = embeddings::from_settings(&settings, llm.clone(), cache.clone()).await?;
         embeddings::check_stored_dimensions(embedder.as_ref(), &store.stored_embeddings().await?)?;
         let stale = store.reindex_stale_documents(embedder.model()).await?;
         if stale > 0 {
@@ -54,12 +62,22 @@ impl AppState {
             );
         }
         let ingest = Arc::new(Ingest::new(&settings, store.clone(), embedder.clone())?);
-        let chat = Arc::new(chat::from_settings(&settings, llm.clone(), store.clone())?);
+        let chat = Arc::new(chat::from_settings(
+            &settings,
+            llm.clone(),
+            store.clone(),
+            limiter.clone(),
+        ));
         let accounts = Arc::new(Accounts::new(
             store.clone(),
             &signing_key,
             settings.access_token_ttl,
             settings.allow_registration,
+        ));
+        let rate_limits = Arc::new(RateLimits::new(
+            limiter.clone(),
+            settings.rate_limit_per_minute,
+            settings.rate_limit_fail_open,
         ));
         Ok(Self {
             settings: Arc::new(settings),
@@ -69,6 +87,9 @@ impl AppState {
             embedder,
             ingest,
             chat,
+            limiter,
+            rate_limits,
+            cache,
         })
     }
 }
@@ -132,6 +153,7 @@ impl App {
         let store = self.state.store.clone();
         let chat = self.state.chat.clone();
         let workers = self.state.ingest.start_workers();
+        let key_usage = self.state.accounts.start_key_usage_flusher();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let router = http::router(self.state);
         let server = axum::serve(
@@ -159,19 +181,29 @@ impl App {
         }
         workers.shutdown().await;
         chat.usage().shutdown().await;
+        key_usage.shutdown().await;
         store.close().await;
         Ok(())
     }
 }
 
-/// The shared key-value cache behind the embedding cache: Redis when `REDIS_URL` is set.
-fn shared_cache(settings: &Settings) -> Result<Option<Arc<dyn KvCache>>, StartError> {
+/// The rate limiter, and the key-value cache when there is a shared one.
+type SharedBackends = (Arc<dyn RateLimiter>, Option<Arc<dyn KvCache>>);
+
+/// The rate limiter and the key-value cache: both on one Redis connection when `REDIS_URL` is
+/// set (shared by every replica), else an in-process limiter and no shared cache. The
+/// connection is lazy, so a Redis that is down at start-up is the limiter's fail-open/closed
+/// case, not a failed start.
+fn shared_backends(settings: &Settings) -> Result<SharedBackends, StartError> {
     let Some(url) = &settings.redis_url else {
-        return Ok(None);
+        return Ok((Arc::new(MemoryRateLimiter::default()), None));
     };
     let connection = crate::cache::redis::connect_lazy(url.expose())
         .map_err(|err| StartError::Cache(err.to_string()))?;
-    Ok(Some(Arc::new(RedisKvCache::new(connection))))
+    Ok((
+        Arc::new(RedisRateLimiter::new(connection.clone())),
+        Some(Arc::new(RedisKvCache::new(connection))),
+    ))
 }
 
 /// The gateway's view of the configuration.

@@ -1,9 +1,11 @@
 //! Thin handlers, one file per area: each extracts its input, calls one service function and
 //! maps the result. No SQL and no provider calls here.
 
+pub mod api_keys;
 pub mod auth;
 pub mod chat;
 pub mod docs;
+pub mod documents;
 pub mod health;
 pub mod metrics;
 pub mod openai;
@@ -30,6 +32,7 @@ use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
         (name = "auth", description = "Accounts, access tokens and API keys"),
         (name = "chat", description = "Chat answers, grounded in your documents with citations; whole or streamed"),
         (name = "openai", description = "OpenAI-compatible API: point the official SDKs at /v1"),
+        (name = "documents", description = "Uploads turned into searchable chunks in the background"),
     )
 )]
 struct ApiDoc;
@@ -61,4 +64,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(chat::router())
         .merge(openai::router())
+        .merge(api_keys::router())
+        .merge(documents::router())
 }

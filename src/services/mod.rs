@@ -5,5 +5,6 @@ pub mod chat;
 pub mod embeddings;
 pub mod ingest;
 pub mod llm;
+pub mod rate_limits;
 pub mod readiness;
 pub mod retrieval;

@@ -9,11 +9,13 @@
 
 mod helpers;
 
+mod api_keys;
 mod auth;
 mod chat;
 mod cli;
 mod docs;
 mod document_store;
+mod documents;
 mod embedding_mock;
 mod errors;
 mod health;
@@ -22,4 +24,6 @@ mod llm_mock;
 mod observability;
 mod openai_compat;
 mod openai_sdk;
+mod rate_limits;
+mod shutdown;
 mod store;

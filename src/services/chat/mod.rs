@@ -29,38 +29,26 @@ pub use usage::UsageRecorder;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use crate::app::StartError;
-use crate::cache::memory::MemoryRateLimiter;
-use crate::cache::redis::RedisRateLimiter;
 use crate::cache::{Quota, RateLimiter};
 use crate::config::Settings;
 use crate::services::llm::LlmGateway;
 use crate::store::Store;
 
-/// The chat service the settings describe: `TOKEN_LIMIT_PER_MINUTE` enforced in Redis when
-/// `REDIS_URL` is set (exact across replicas), else in memory; `LOG_PROMPTS` honoured.
+/// The chat service the settings describe: `TOKEN_LIMIT_PER_MINUTE` enforced on `limiter`
+/// (Redis when `REDIS_URL` is set, so exact across replicas; else in memory), with
+/// `RATE_LIMIT_FAIL_OPEN` deciding what happens when it is down; `LOG_PROMPTS` honoured.
 pub fn from_settings(
     settings: &Settings,
     llm: Arc<LlmGateway>,
     store: Arc<dyn Store>,
-) -> Result<ChatService, StartError> {
-    let tokens = match settings.token_limit_per_minute.and_then(NonZeroU32::new) {
-        None => None,
-        Some(per_minute) => {
-            let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
-                Some(url) => Arc::new(RedisRateLimiter::new(
-                    crate::cache::redis::connect_lazy(url.expose())
-                        .map_err(|err| StartError::Cache(err.to_string()))?,
-                )),
-                None => Arc::new(MemoryRateLimiter::default()),
-            };
-            Some(TokenLimiter::new(
-                limiter,
-                Quota { per_minute },
-                settings.rate_limit_fail_open,
-            ))
-        }
-    };
+    limiter: Arc<dyn RateLimiter>,
+) -> ChatService {
+    let tokens = settings
+        .token_limit_per_minute
+        .and_then(NonZeroU32::new)
+        .map(|per_minute| {
+            TokenLimiter::new(limiter, Quota { per_minute }, settings.rate_limit_fail_open)
+        });
     let usage = Arc::new(UsageRecorder::spawn(store));
-    Ok(ChatService::new(llm, usage, tokens, settings.log_prompts))
+    ChatService::new(llm, usage, tokens, settings.log_prompts)
 }

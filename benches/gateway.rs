@@ -63,7 +63,7 @@ fn start_ragd(dir: &std::path::Path, port: u16, upstream: &str) -> Child {
         .env("OPENAI_BASE_URL", upstream)
         .env("OPENAI_API_KEY", "sk-bench")
         .env("DEFAULT_MODEL", "gpt-4o-mini")
-        .env("RATE_LIMIT_PER_MINUTE", "1000000000")
+        .env("RATE_LIMIT_PER_MINUTE", "1000000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -32,14 +32,14 @@ pub struct AppState {
     pub embedder: Arc<dyn Embedder>,
     /// Documents: upload, list, delete, reindex; owns the ingestion workers' pipeline.
     pub ingest: Arc<Ingest>,
-    /// Chat answers (whole or streamed) with grounding, token limits and usage accounting.
-    pub chat: Arc<ChatService>,
     /// The raw limiter (in memory, or Redis shared by every replica), for any quota.
     pub limiter: Arc<dyn RateLimiter>,
     /// Request and login limits over `limiter`, with the fail-open/closed policy.
     pub rate_limits: Arc<RateLimits>,
     /// The key-value cache shared by replicas (Redis); `None` without `REDIS_URL`.
     pub cache: Option<Arc<dyn KvCache>>,
+    /// Chat answers (whole or streamed) with grounding, token limits and usage accounting.
+    pub chat: Arc<ChatService>,
 }
 
 impl AppState {
@@ -86,10 +86,10 @@ impl AppState {
             llm,
             embedder,
             ingest,
-            chat,
             limiter,
             rate_limits,
             cache,
+            chat,
         })
     }
 }
@@ -180,8 +180,8 @@ impl App {
             () = grace_expired => tracing::warn!("grace period over: dropping the remaining requests"),
         }
         workers.shutdown().await;
-        chat.usage().shutdown().await;
         key_usage.shutdown().await;
+        chat.usage().shutdown().await;
         store.close().await;
         Ok(())
     }

@@ -322,6 +322,35 @@ impl From<UploadError> for ApiError {
     }
 }
 
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Limited(decision) => {
+                // No wait helps a cost above the whole quota; a minute restores it anyway.
+                let retry_after = decision
+                    .retry_after
+                    .map_or(60, |wait| rate_limit::whole_seconds(wait).max(1));
+                let mut error = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "rate limit exceeded ({} a minute); retry in {retry_after} s",
+                        decision.limit
+                    ),
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                error.headers.extend(rate_limit::quota_headers(&decision));
+                error
+            }
+            Refusal::Unavailable => Self::service_unavailable(
+                "rate_limiter_unavailable",
+                "the rate limiter is unavailable, try again shortly",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(1_u64)),
+        }
+    }
+}
+
 impl From<ChatError> for ApiError {
     fn from(err: ChatError) -> Self {
         let message = err.to_string();
@@ -352,35 +381,6 @@ impl From<ChatError> for ApiError {
             }
             ChatError::Grounding(grounding) => grounding.0,
             ChatError::Provider(provider) => provider.into(),
-        }
-    }
-}
-
-impl From<Refusal> for ApiError {
-    fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::Limited(decision) => {
-                // No wait helps a cost above the whole quota; a minute restores it anyway.
-                let retry_after = decision
-                    .retry_after
-                    .map_or(60, |wait| rate_limit::whole_seconds(wait).max(1));
-                let mut error = Self::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!(
-                        "rate limit exceeded ({} a minute); retry in {retry_after} s",
-                        decision.limit
-                    ),
-                )
-                .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                error.headers.extend(rate_limit::quota_headers(&decision));
-                error
-            }
-            Refusal::Unavailable => Self::service_unavailable(
-                "rate_limiter_unavailable",
-                "the rate limiter is unavailable, try again shortly",
-            )
-            .with_header(header::RETRY_AFTER, HeaderValue::from(1_u64)),
         }
     }
 }

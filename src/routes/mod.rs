@@ -30,9 +30,9 @@ use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "auth", description = "Accounts, access tokens and API keys"),
+        (name = "documents", description = "Uploads turned into searchable chunks in the background"),
         (name = "chat", description = "Chat answers, grounded in your documents with citations; whole or streamed"),
         (name = "openai", description = "OpenAI-compatible API: point the official SDKs at /v1"),
-        (name = "documents", description = "Uploads turned into searchable chunks in the background"),
     )
 )]
 struct ApiDoc;
@@ -62,8 +62,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(auth::router())
-        .merge(chat::router())
-        .merge(openai::router())
         .merge(api_keys::router())
         .merge(documents::router())
+        .merge(chat::router())
+        .merge(openai::router())
 }

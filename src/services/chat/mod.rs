@@ -34,9 +34,9 @@ use crate::config::Settings;
 use crate::services::llm::LlmGateway;
 use crate::store::Store;
 
-/// The chat service the settings describe: `TOKEN_LIMIT_PER_MINUTE` enforced on `limiter`
-/// (Redis when `REDIS_URL` is set, so exact across replicas; else in memory), with
-/// `RATE_LIMIT_FAIL_OPEN` deciding what happens when it is down; `LOG_PROMPTS` honoured.
+/// The chat service the settings describe: `TOKEN_LIMIT_PER_MINUTE` enforced through the
+/// application's limiter (Redis when `REDIS_URL` is set, so exact across replicas; else in
+/// memory); `LOG_PROMPTS` honoured.
 pub fn from_settings(
     settings: &Settings,
     llm: Arc<LlmGateway>,

@@ -13,6 +13,7 @@ use crate::secret::Secret;
 use crate::services::embeddings::{self, Embedder, EmbeddingError};
 use crate::services::ingest::{ChunkSettingsError, Ingest};
 use crate::services::llm::{LlmGateway, LlmSettings, ProviderError};
+use crate::services::retrieval::Retriever;
 use crate::store::{self, Store, StoreError};
 use crate::{http, signing_key};
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub embedder: Arc<dyn Embedder>,
     /// Documents: upload, list, delete, reindex; owns the ingestion workers' pipeline.
     pub ingest: Arc<Ingest>,
+    /// Search over the users' chunks, for /api/v1/search and grounded chat.
+    pub retrieval: Arc<Retriever>,
 }
 
 impl AppState {
@@ -50,7 +53,9 @@ impl AppState {
                 "EMBEDDING_MODEL changed: reindexing in the background"
             );
         }
+        store.prepare_vector_index(embedder.dimension()).await?;
         let ingest = Arc::new(Ingest::new(&settings, store.clone(), embedder.clone())?);
+        let retrieval = Arc::new(Retriever::new(store.clone(), embedder.clone()));
         Ok(Self {
             settings: Arc::new(settings),
             store,
@@ -58,6 +63,7 @@ impl AppState {
             llm,
             embedder,
             ingest,
+            retrieval,
         })
     }
 }

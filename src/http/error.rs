@@ -13,6 +13,7 @@ use crate::http::middleware::request_id;
 use crate::services::embeddings::EmbeddingError;
 use crate::services::ingest::UploadError;
 use crate::services::llm::ProviderError;
+use crate::services::retrieval::RetrievalError;
 use crate::store::StoreError;
 
 /// One invalid input field, as listed in a 422's `details`.
@@ -289,6 +290,15 @@ impl From<UploadError> for ApiError {
             }
             UploadError::Store(store) => store.into(),
             UploadError::Io(_) => Self::internal(&err),
+        }
+    }
+}
+
+impl From<RetrievalError> for ApiError {
+    fn from(err: RetrievalError) -> Self {
+        match err {
+            RetrievalError::Embedding(embedding) => embedding.into(),
+            RetrievalError::Store(store) => store.into(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod portable;
 pub(crate) mod portable_ingest;
 pub mod postgres;
+pub mod search;
 pub mod sqlite;
 mod users;
 
@@ -25,12 +26,13 @@ pub use documents::{
     NewDocument, QueueDepth,
 };
 pub use error::StoreError;
+pub use search::{SearchHit, SearchScope, SearchStore};
 pub use users::{NewUser, User, UserStore};
 
 /// Everything ragd keeps durably. `Arc<dyn Store>` lives in the application state.
 #[async_trait]
 pub trait Store:
-    UserStore + DocumentStore + IngestQueue + ChunkStore + Send + Sync + 'static
+    UserStore + DocumentStore + IngestQueue + ChunkStore + SearchStore + Send + Sync + 'static
 {
     /// `sqlite` or `postgres`, for logs, metrics and readiness.
     fn backend(&self) -> &'static str;

@@ -2,6 +2,7 @@
 //! Vectors live in a `vector` column with an HNSW index, keyword search uses a generated
 //! `tsvector`, and the ingestion queue is claimed with `FOR UPDATE SKIP LOCKED`.
 
+mod search;
 mod vector;
 
 use std::time::Duration;

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod docs;
 pub mod health;
 pub mod metrics;
+pub mod search;
 
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -26,6 +27,7 @@ use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "auth", description = "Accounts, access tokens and API keys"),
+        (name = "search", description = "Vector, keyword and hybrid search over your documents"),
     )
 )]
 struct ApiDoc;
@@ -55,4 +57,5 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(auth::router())
+        .merge(search::router())
 }

@@ -57,9 +57,15 @@ pub async fn connect(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> 
         DatabaseUrl::Sqlite(path) => {
             Arc::new(sqlite::SqliteStore::open(path, settings.database_max_connections).await?)
         }
-        DatabaseUrl::Postgres(url) => Arc::new(
-            postgres::PgStore::connect(url.expose(), settings.database_max_connections).await?,
-        ),
+        DatabaseUrl::Postgres(url) => {
+            let store =
+                postgres::PgStore::connect(url.expose(), settings.database_max_connections).await?;
+            Arc::new(if settings.pgvector_hnsw {
+                store
+            } else {
+                store.without_hnsw()
+            })
+        }
     };
     Ok(store)
 }

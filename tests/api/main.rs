@@ -18,4 +18,5 @@ mod errors;
 mod health;
 mod ingest;
 mod observability;
+mod search;
 mod store;

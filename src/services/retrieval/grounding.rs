@@ -85,14 +85,14 @@ fn truncate_chars(text: &str, max: usize) -> &str {
     }
 }
 
-/// Merges sources that repeat each other: the same text twice (one file uploaded under two
-/// names) keeps the better one; neighbouring chunks of one document whose character spans
+/// Merges sources that repeat each other: a text already inside a better source (one file
+/// uploaded under two names, or a chunk already merged) is dropped; neighbouring chunks of one document whose character spans
 /// overlap (chunking overlap) become one source spanning both, at the better one's rank and
 /// score. Order stays best first.
 pub fn merge_overlapping(citations: Vec<Citation>) -> Vec<Citation> {
     let mut merged: Vec<Citation> = Vec::with_capacity(citations.len());
     for citation in citations {
-        if merged.iter().any(|kept| kept.text == citation.text) {
+        if merged.iter().any(|kept| kept.text.contains(&citation.text)) {
             continue;
         }
         let overlapping = merged.iter_mut().find(|kept| {

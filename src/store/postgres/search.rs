@@ -3,8 +3,10 @@
 //! `tsv` column's GIN index, ranked with `ts_rank`, for keywords.
 //!
 //! `chunks.embedding` has no fixed width (the model is configurable), and HNSW indexes one
-//! width, so the index is a partial expression index over `embedding::vector(N)` for the
+//! width, so the index is a partial expression index over `embedding::halfvec(N)` for the
 //! active dimension N; queries repeat that exact expression and predicate to use it.
+//! Distances are computed on `halfvec` (16-bit floats): half the index memory, rankings
+//! that differ from full precision only between near-ties, and HNSW up to 4000 dimensions.
 
 use async_trait::async_trait;
 use sqlx::{Postgres, QueryBuilder};
@@ -13,8 +15,8 @@ use super::{PgStore, PgVector};
 use crate::store::StoreError;
 use crate::store::search::{HIT_COLUMNS, SearchHit, SearchScope, SearchStore, any_of, push_scope};
 
-/// pgvector's HNSW limit for `vector` columns; wider vectors are searched exactly.
-const HNSW_MAX_DIMENSION: usize = 2000;
+/// pgvector's HNSW limit for `halfvec`; wider vectors are searched exactly.
+const HNSW_MAX_DIMENSION: usize = 4000;
 
 /// Candidates each HNSW scan step keeps: pgvector's default, raised for larger `limit`s.
 const MIN_EF_SEARCH: u32 = 40;
@@ -29,6 +31,10 @@ fn index_name(dimension: usize) -> String {
 #[async_trait]
 impl SearchStore for PgStore {
     async fn prepare_vector_index(&self, dimension: usize) -> Result<(), StoreError> {
+        if !self.hnsw {
+            tracing::info!("PGVECTOR_HNSW=false: vector search scans exactly");
+            return Ok(());
+        }
         if dimension == 0 || dimension > HNSW_MAX_DIMENSION {
             tracing::warn!(
                 dimension,
@@ -45,7 +51,7 @@ impl SearchStore for PgStore {
         // `dimension` is a number we computed, never user input.
         let create = format!(
             "CREATE INDEX IF NOT EXISTS {name} ON chunks USING hnsw \
-             ((embedding::vector({dimension})) vector_cosine_ops) WHERE dimension = {dimension}",
+             ((embedding::halfvec({dimension})) halfvec_cosine_ops) WHERE dimension = {dimension}",
             name = index_name(dimension)
         );
         sqlx::raw_sql(sqlx::AssertSqlSafe(create))
@@ -75,10 +81,10 @@ impl SearchStore for PgStore {
         .await?;
         let mut sql = QueryBuilder::<Postgres>::new(format!(
             "WITH nearest AS MATERIALIZED (SELECT {HIT_COLUMNS}, \
-             c.embedding::vector({dimension}) <=> "
+             c.embedding::halfvec({dimension}) <=> "
         ));
         sql.push_bind(PgVector(query.to_vec())).push(format!(
-            "::vector({dimension}) AS distance FROM chunks AS c \
+            "::vector({dimension})::halfvec({dimension}) AS distance FROM chunks AS c \
                  JOIN documents AS d ON d.id = c.document_id WHERE c.dimension = {dimension} AND"
         ));
         push_scope(&mut sql, &scope);

@@ -269,7 +269,7 @@ async fn results_are_citations_with_locations(app: TestApp) {
     );
     assert_eq!(citation["page"], 1);
     assert_eq!(citation["char_start"], 30);
-    assert_eq!(citation["char_end"], 70);
+    assert_eq!(citation["char_end"], 71);
     assert!(citation["score"].as_f64().unwrap() > 0.0);
 }
 

@@ -18,7 +18,7 @@ use crate::embedding_mock::EmbeddingMock;
 use crate::helpers::{Backend, TestApp, assert_error, signed_up, spawn_app_with};
 
 /// A small corpus with one known answer per question.
-const CORPUS: &[(&str, &str)] = &[
+pub const CORPUS: &[(&str, &str)] = &[
     (
         "lighthouse.txt",
         "The lighthouse keeper counted seventeen herons at dawn on the northern cape.",
@@ -57,12 +57,12 @@ const QUESTIONS: &[(&str, &str)] = &[
 ];
 
 /// A user of the app: their bearer token and id.
-struct Caller {
-    token: String,
-    id: Uuid,
+pub struct Caller {
+    pub token: String,
+    pub id: Uuid,
 }
 
-async fn caller(app: &TestApp, email: &str) -> Caller {
+pub async fn caller(app: &TestApp, email: &str) -> Caller {
     let token = signed_up(app, email).await;
     let me: Value = app
         .client
@@ -79,7 +79,7 @@ async fn caller(app: &TestApp, email: &str) -> Caller {
 }
 
 /// Stores a ready document of `chunks` for `user`, embedded by the app's embedder.
-async fn seed(app: &TestApp, user: Uuid, filename: &str, chunks: &[&str]) -> Uuid {
+pub async fn seed(app: &TestApp, user: Uuid, filename: &str, chunks: &[&str]) -> Uuid {
     let store = app.store();
     let id = Uuid::now_v7();
     store
@@ -134,7 +134,7 @@ async fn seed(app: &TestApp, user: Uuid, filename: &str, chunks: &[&str]) -> Uui
 }
 
 /// Seeds the corpus for `user`: filename -> document id.
-async fn seed_corpus(app: &TestApp, user: Uuid) -> Vec<(&'static str, Uuid)> {
+pub async fn seed_corpus(app: &TestApp, user: Uuid) -> Vec<(&'static str, Uuid)> {
     let mut ids = Vec::new();
     for (filename, text) in CORPUS {
         ids.push((*filename, seed(app, user, filename, &[text]).await));
@@ -170,7 +170,7 @@ fn filenames(results: &[Value]) -> Vec<&str> {
 }
 
 /// An app with no ingestion workers, on `backend`, with `extra` settings.
-async fn search_app(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+pub async fn search_app(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
     let mut overrides = vec![("INGEST_WORKERS", "0")];
     overrides.extend_from_slice(extra);
     spawn_app_with(backend, &overrides).await

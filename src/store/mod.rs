@@ -14,6 +14,7 @@ pub(crate) mod portable_ingest;
 pub mod postgres;
 pub mod search;
 pub mod sqlite;
+mod usage;
 mod users;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub use documents::{
 };
 pub use error::StoreError;
 pub use search::{SearchHit, SearchScope, SearchStore};
+pub use usage::{UsageEvent, UsageStore};
 pub use users::{NewUser, User, UserStore};
 
 /// Everything ragd keeps durably. `Arc<dyn Store>` lives in the application state.
@@ -40,6 +42,7 @@ pub trait Store:
     + IngestQueue
     + ChunkStore
     + SearchStore
+    + UsageStore
     + Send
     + Sync
     + 'static

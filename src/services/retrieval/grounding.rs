@@ -1,10 +1,12 @@
-//! Grounding a chat answer: the retrieval query formed from the conversation, the search,
-//! and the context that fits the prompt's token budget, with overlapping chunks merged.
+//! Grounding a chat answer: the retrieval query formed from the conversation, and the
+//! retriever plugged into the chat service's [`Grounding`] seam (hybrid search, overlapping
+//! chunks merged). The chat service fits the sources into the model's context window.
 
+use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{Citation, RetrievalError, Retriever, SearchMode, SearchQuery};
-use crate::services::llm::tokens::count_text;
+use super::{Citation, Retriever, SearchMode, SearchQuery};
+use crate::services::chat::{Grounding, GroundingError, RagScope};
 use crate::services::llm::{ChatMessage, Role};
 
 /// A latest question shorter than this many words is read as a follow-up ("and in 2020?",
@@ -15,48 +17,28 @@ const FOLLOW_UP_WORDS: usize = 6;
 /// are not, and the embedder's input is bounded.
 const MAX_QUERY_CHARS: usize = 2000;
 
-/// Tokens a source costs beyond its text in the prompt (its number, filename, delimiters).
-const SOURCE_OVERHEAD_TOKENS: u32 = 16;
-
-/// What a chat turn asks of retrieval.
-#[derive(Debug, Clone, Copy)]
-pub struct GroundingRequest<'a> {
-    pub user_id: Uuid,
-    pub messages: &'a [ChatMessage],
-    /// Only these documents; empty means all of the user's ready documents.
-    pub document_ids: &'a [Uuid],
-    pub top_k: u32,
-    /// The model the prompt is for: its tokenizer measures the context.
-    pub model: &'a str,
-    /// Tokens the sources may take in the prompt, overhead included.
-    pub token_budget: u32,
-}
-
-impl Retriever {
-    /// The sources for a chat turn, best first, merged and fitted to the budget: what the
-    /// prompt numbers `[1]`, `[2]`... and the answer's citations. Empty when the conversation
-    /// has no user question or nothing matches.
-    pub async fn ground(
+#[async_trait]
+impl Grounding for Retriever {
+    async fn ground(
         &self,
-        request: GroundingRequest<'_>,
-    ) -> Result<Vec<Citation>, RetrievalError> {
-        let Some(query) = retrieval_query(request.messages) else {
+        user: Uuid,
+        question: &str,
+        scope: &RagScope,
+    ) -> Result<Vec<Citation>, GroundingError> {
+        if question.trim().is_empty() {
             return Ok(Vec::new());
-        };
+        }
         let found = self
             .search(SearchQuery {
-                user_id: request.user_id,
-                text: &query,
-                document_ids: request.document_ids,
-                top_k: request.top_k,
+                user_id: user,
+                text: question,
+                document_ids: &scope.document_ids,
+                top_k: scope.top_k,
                 mode: SearchMode::Hybrid,
             })
-            .await?;
-        Ok(fit_to_budget(
-            merge_overlapping(found),
-            request.model,
-            request.token_budget,
-        ))
+            .await
+            .map_err(|err| GroundingError(err.into()))?;
+        Ok(merge_overlapping(found))
     }
 }
 
@@ -134,23 +116,6 @@ fn join_spans(a: &Citation, b: &Citation) -> Option<Citation> {
     Some(joined)
 }
 
-/// The best sources whose texts (plus per-source overhead) fit `budget` tokens of `model`'s
-/// tokenizer; a source too large for what is left is skipped, a smaller later one may fit.
-pub fn fit_to_budget(citations: Vec<Citation>, model: &str, budget: u32) -> Vec<Citation> {
-    let mut left = budget;
-    citations
-        .into_iter()
-        .filter(|citation| {
-            let cost = count_text(model, &citation.text).saturating_add(SOURCE_OVERHEAD_TOKENS);
-            let fits = cost <= left;
-            if fits {
-                left -= cost;
-            }
-            fits
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,19 +186,5 @@ mod tests {
         assert!((merged[0].score - 0.9).abs() < f64::EPSILON);
         assert_eq!(merged[0].chunk_index, 0);
         assert_eq!(merged[1].text, "far away");
-    }
-
-    #[test]
-    fn sources_fit_the_budget_best_first() {
-        let long = "word ".repeat(200);
-        let sources = vec![
-            citation(1, 0, "short one", 0.9),
-            citation(2, 0, &long, 0.8),
-            citation(3, 0, "short two", 0.7),
-        ];
-        let fitted = fit_to_budget(sources.clone(), "gpt-4o-mini", 60);
-        let texts: Vec<&str> = fitted.iter().map(|c| c.text.as_str()).collect();
-        assert_eq!(texts, ["short one", "short two"]);
-        assert!(fit_to_budget(sources, "gpt-4o-mini", 5).is_empty());
     }
 }

@@ -10,6 +10,6 @@ mod retriever;
 
 pub use citation::Citation;
 pub use fusion::{RRF_K, reciprocal_rank_fusion};
-pub use grounding::{GroundingRequest, fit_to_budget, merge_overlapping, retrieval_query};
+pub use grounding::{merge_overlapping, retrieval_query};
 pub use mode::SearchMode;
 pub use retriever::{MAX_TOP_K, RetrievalError, Retriever, SearchQuery};

@@ -16,6 +16,7 @@ use crate::services::embeddings::{self, Embedder, EmbeddingError};
 use crate::services::ingest::{ChunkSettingsError, Ingest};
 use crate::services::llm::{LlmGateway, LlmSettings, ProviderError};
 use crate::services::rate_limits::RateLimits;
+use crate::services::retrieval::Retriever;
 use crate::store::{self, Store, StoreError};
 use crate::{http, signing_key};
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub embedder: Arc<dyn Embedder>,
     /// Documents: upload, list, delete, reindex; owns the ingestion workers' pipeline.
     pub ingest: Arc<Ingest>,
+    /// Search over the users' chunks, for /api/v1/search and grounded chat.
+    pub retrieval: Arc<Retriever>,
     /// The raw limiter (in memory, or Redis shared by every replica), for any quota.
     pub limiter: Arc<dyn RateLimiter>,
     /// Request and login limits over `limiter`, with the fail-open/closed policy.
@@ -61,13 +64,13 @@ impl AppState {
                 "EMBEDDING_MODEL changed: reindexing in the background"
             );
         }
+        store.prepare_vector_index(embedder.dimension()).await?;
         let ingest = Arc::new(Ingest::new(&settings, store.clone(), embedder.clone())?);
-        let chat = Arc::new(chat::from_settings(
-            &settings,
-            llm.clone(),
-            store.clone(),
-            limiter.clone(),
-        ));
+        let retrieval = Arc::new(Retriever::new(store.clone(), embedder.clone()));
+        let chat = Arc::new(
+            chat::from_settings(&settings, llm.clone(), store.clone(), limiter.clone())
+                .with_grounding(retrieval.clone()),
+        );
         let accounts = Arc::new(Accounts::new(
             store.clone(),
             &signing_key,
@@ -86,6 +89,7 @@ impl AppState {
             llm,
             embedder,
             ingest,
+            retrieval,
             limiter,
             rate_limits,
             cache,

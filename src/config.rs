@@ -129,6 +129,11 @@ pub const VARIABLES: &[Variable] = &[
         "embedding width; default from the model, checked against it at start-up",
     ),
     var(
+        "PGVECTOR_HNSW",
+        "true",
+        "PostgreSQL: search through an HNSW index (false: exact scans, for pgvector builds whose HNSW fails on this CPU)",
+    ),
+    var(
         "LLM_TIMEOUT_SECONDS",
         "60",
         "total timeout of one upstream LLM call",
@@ -277,6 +282,8 @@ pub struct Settings {
     pub fallback_models: Vec<String>,
     pub embedding_model: String,
     pub vector_dimension: Option<usize>,
+    /// PostgreSQL: build and use an HNSW index for vector search (else exact scans).
+    pub pgvector_hnsw: bool,
     pub llm_timeout: Duration,
     pub llm_ttft_timeout: Option<Duration>,
     pub llm_max_retries: u32,
@@ -470,6 +477,7 @@ impl Settings {
                 Some(_) => Some(r.number_in("VECTOR_DIMENSION", 8, 16_000)?),
                 None => None,
             },
+            pgvector_hnsw: r.flag("PGVECTOR_HNSW")?,
             llm_timeout: r.seconds("LLM_TIMEOUT_SECONDS", 3600)?,
             llm_ttft_timeout: match r.optional("LLM_TTFT_TIMEOUT_SECONDS") {
                 Some(_) => Some(r.seconds("LLM_TTFT_TIMEOUT_SECONDS", 3600)?),
@@ -563,6 +571,7 @@ impl Settings {
                 "VECTOR_DIMENSION",
                 optional(self.vector_dimension.map(|v| v.to_string())),
             ),
+            ("PGVECTOR_HNSW", self.pgvector_hnsw.to_string()),
             (
                 "LLM_TIMEOUT_SECONDS",
                 self.llm_timeout.as_secs().to_string(),

@@ -16,6 +16,7 @@ use crate::services::embeddings::EmbeddingError;
 use crate::services::ingest::UploadError;
 use crate::services::llm::ProviderError;
 use crate::services::rate_limits::Refusal;
+use crate::services::retrieval::RetrievalError;
 use crate::store::StoreError;
 
 /// One invalid input field, as listed in a 422's `details`.
@@ -381,6 +382,15 @@ impl From<ChatError> for ApiError {
             }
             ChatError::Grounding(grounding) => grounding.0,
             ChatError::Provider(provider) => provider.into(),
+        }
+    }
+}
+
+impl From<RetrievalError> for ApiError {
+    fn from(err: RetrievalError) -> Self {
+        match err {
+            RetrievalError::Embedding(embedding) => embedding.into(),
+            RetrievalError::Store(store) => store.into(),
         }
     }
 }

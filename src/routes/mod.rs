@@ -9,6 +9,7 @@ pub mod documents;
 pub mod health;
 pub mod metrics;
 pub mod openai;
+pub mod search;
 
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -30,6 +31,7 @@ use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "auth", description = "Accounts, access tokens and API keys"),
+        (name = "search", description = "Vector, keyword and hybrid search over your documents"),
         (name = "documents", description = "Uploads turned into searchable chunks in the background"),
         (name = "chat", description = "Chat answers, grounded in your documents with citations; whole or streamed"),
         (name = "openai", description = "OpenAI-compatible API: point the official SDKs at /v1"),
@@ -62,6 +64,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(auth::router())
+        .merge(search::router())
         .merge(api_keys::router())
         .merge(documents::router())
         .merge(chat::router())

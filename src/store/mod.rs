@@ -12,6 +12,7 @@ mod error;
 mod portable;
 pub(crate) mod portable_ingest;
 pub mod postgres;
+pub mod search;
 pub mod sqlite;
 mod usage;
 mod users;
@@ -28,6 +29,7 @@ pub use documents::{
     NewDocument, QueueDepth,
 };
 pub use error::StoreError;
+pub use search::{SearchHit, SearchScope, SearchStore};
 pub use usage::{UsageEvent, UsageStore};
 pub use users::{NewUser, User, UserStore};
 
@@ -39,6 +41,7 @@ pub trait Store:
     + DocumentStore
     + IngestQueue
     + ChunkStore
+    + SearchStore
     + UsageStore
     + Send
     + Sync
@@ -67,9 +70,15 @@ pub async fn connect(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> 
         DatabaseUrl::Sqlite(path) => {
             Arc::new(sqlite::SqliteStore::open(path, settings.database_max_connections).await?)
         }
-        DatabaseUrl::Postgres(url) => Arc::new(
-            postgres::PgStore::connect(url.expose(), settings.database_max_connections).await?,
-        ),
+        DatabaseUrl::Postgres(url) => {
+            let store =
+                postgres::PgStore::connect(url.expose(), settings.database_max_connections).await?;
+            Arc::new(if settings.pgvector_hnsw {
+                store
+            } else {
+                store.without_hnsw()
+            })
+        }
     };
     Ok(store)
 }

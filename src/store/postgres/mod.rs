@@ -2,6 +2,7 @@
 //! Vectors live in a `vector` column with an HNSW index, keyword search uses a generated
 //! `tsvector`, and the ingestion queue is claimed with `FOR UPDATE SKIP LOCKED`.
 
+mod search;
 mod vector;
 
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub use vector::PgVector;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Whether vector search has an HNSW index (see [`PgStore::without_hnsw`]).
+    hnsw: bool,
 }
 
 impl PgStore {
@@ -33,7 +36,14 @@ impl PgStore {
             .await
             .map_err(StoreError::Unavailable)?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, hnsw: true })
+    }
+
+    /// Vector search by exact scans, with no HNSW index: for small data, or a pgvector build
+    /// whose HNSW code cannot run on the server's CPU (`PGVECTOR_HNSW=false`).
+    pub fn without_hnsw(mut self) -> Self {
+        self.hnsw = false;
+        self
     }
 
     /// Row locks make Postgres write transactions safe as plainly begun.

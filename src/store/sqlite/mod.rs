@@ -2,6 +2,7 @@
 //! queue, chunks with their vectors (sqlite-vec) and the keyword index (FTS5), so a backup is
 //! one file.
 
+mod search;
 mod vector_extension;
 
 use std::path::Path;

@@ -4,6 +4,7 @@
 pub mod docs;
 pub mod health;
 pub mod metrics;
+pub mod ui;
 
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};

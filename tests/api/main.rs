@@ -18,3 +18,4 @@ mod health;
 mod ingest;
 mod observability;
 mod store;
+mod ui;

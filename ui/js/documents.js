@@ -6,7 +6,7 @@ import { api, upload, describe } from './api.js';
 import { confirmDialog } from './dialogs.js';
 import { showError, showInfo } from './notice.js';
 
-const POLL_BUSY_MS = 1500;
+const POLL_BUSY_MS = 2000;
 const POLL_IDLE_MS = 30000;
 const STATUS_LABELS = { queued: 'Queued', processing: 'Processing', ready: 'Ready', failed: 'Failed' };
 
@@ -31,20 +31,24 @@ function busy() {
   return uploading || allDocuments().some((d) => d.status === 'queued' || d.status === 'processing');
 }
 
-function schedule() {
+/** Plans the next poll: soon while something is being processed, and never sooner than a
+ * rate limit's Retry-After. */
+function schedule(notBefore = 0) {
   clearTimeout(pollTimer);
-  if (active) pollTimer = setTimeout(refresh, busy() ? POLL_BUSY_MS : POLL_IDLE_MS);
+  if (active) pollTimer = setTimeout(refresh, Math.max(notBefore, busy() ? POLL_BUSY_MS : POLL_IDLE_MS));
 }
 
 export async function refresh() {
   if (!active) return;
+  let wait = 0;
   try {
     const items = await api.listDocuments();
     if (active) apply(items);
   } catch (error) {
     if (error.status !== 401) showError(error);
+    if (error.retryAfter) wait = error.retryAfter * 1000;
   } finally {
-    schedule();
+    schedule(wait);
   }
 }
 

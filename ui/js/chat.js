@@ -126,7 +126,7 @@ async function ask(text) {
   const view = new AnswerView();
   controller = new AbortController();
   setStreaming(true);
-  let footer = '';
+  let done = null;
   try {
     const response = await api.chatStream(requestBody(), controller.signal);
     view.footer.textContent = 'Answering…';
@@ -137,10 +137,13 @@ async function ask(text) {
         const code = event.error.code || 'stream_error';
         throw new ApiError({ status: STREAM_ERROR_STATUS[code] || 502, code, message: event.error.message || '' });
       }
-      if (event.done) footer = footerFor(event);
+      if (event.done) done = event;
+    }
+    if (!done) {
+      throw new ApiError({ status: 502, code: 'stream_cut', message: 'the connection closed before the answer was complete' });
     }
     history.push({ role: 'assistant', content: view.text });
-    view.finish(footer || 'Done.');
+    view.finish(footerFor(done) || 'Done.');
     announce('Answer complete.');
   } catch (error) {
     if (error && error.name === 'AbortError') {

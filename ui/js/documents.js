@@ -236,6 +236,12 @@ export function initDocuments() {
     const files = event.dataTransfer ? [...event.dataTransfer.files] : [];
     if (files.length > 0) uploadFiles(files);
   });
+  // A file dropped anywhere else must not make the browser leave the app to open it.
+  for (const type of ['dragover', 'drop']) {
+    window.addEventListener(type, (event) => {
+      if (event.dataTransfer && [...event.dataTransfer.types].includes('Files')) event.preventDefault();
+    });
+  }
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden && active) refresh();
   });

@@ -19,7 +19,10 @@ async fn the_page_is_served_at_the_root_with_a_strict_csp() {
     let app = spawn_app().await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
-    assert_eq!(header(&response, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(
+        header(&response, "content-type"),
+        "text/html; charset=utf-8"
+    );
     let csp = header(&response, "content-security-policy");
     for directive in [
         "default-src 'self'",
@@ -37,7 +40,9 @@ async fn the_page_is_served_at_the_root_with_a_strict_csp() {
     assert_eq!(header(&response, "cache-control"), "no-cache");
     let html = response.text().await.unwrap();
     assert!(
-        html.split("<script").skip(1).all(|tag| tag.contains("src=")),
+        html.split("<script")
+            .skip(1)
+            .all(|tag| tag.contains("src=")),
         "no inline script: the CSP would block it"
     );
 }
@@ -80,7 +85,10 @@ async fn every_asset_the_page_and_its_modules_load_is_served_with_its_type() {
         }
     }
     assert!(seen.contains("/ui/js/app.js") && seen.contains("/ui/js/api.js"));
-    assert!(seen.len() >= 10, "the whole module graph was walked: {seen:?}");
+    assert!(
+        seen.len() >= 10,
+        "the whole module graph was walked: {seen:?}"
+    );
 }
 
 #[tokio::test]

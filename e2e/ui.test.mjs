@@ -73,6 +73,21 @@ async function atPhoneWidth(name) {
   await page.setViewportSize({ width: 1280, height: 800 });
 }
 
+/** The name of the first step that failed: the steps after it depend on it, so they skip. */
+let broken = null;
+
+/** A step of the flow, skipped once an earlier step has failed. */
+function step(t, name, fn, { skip = false } = {}) {
+  return t.test(name, { skip: skip || (broken ? `skipped: "${broken}" failed` : false) }, async () => {
+    try {
+      await fn();
+    } catch (error) {
+      broken = name;
+      throw error;
+    }
+  });
+}
+
 async function signIn(email, password) {
   await page.fill('#auth-email', email);
   await page.fill('#auth-password', password);
@@ -85,7 +100,7 @@ test('a user chats with a document in the browser', async (t) => {
   const email = `e2e-${Date.now()}@example.com`;
   const password = 'correct horse battery';
 
-  await t.test('the page loads with a strict CSP and shows the sign-in form', async () => {
+  await step(t, 'the page loads with a strict CSP and shows the sign-in form', async () => {
     const response = await page.goto(BASE_URL);
     assert.equal(response.status(), 200);
     assert.match(response.headers()['content-security-policy'], /default-src 'self'/);
@@ -94,7 +109,7 @@ test('a user chats with a document in the browser', async (t) => {
     await atPhoneWidth('phone-sign-in');
   });
 
-  await t.test('hostile Markdown renders as inert text', async () => {
+  await step(t, 'hostile Markdown renders as inert text', async () => {
     const result = await page.evaluate(async () => {
       const { render } = await import('/ui/js/markdown.js');
       const hostile = [
@@ -123,7 +138,7 @@ test('a user chats with a document in the browser', async (t) => {
     assert.match(result.text, /<b>code<\/b>/);
   });
 
-  await t.test('the SSE parser copes with events split across reads', async () => {
+  await step(t, 'the SSE parser copes with events split across reads', async () => {
     const got = await page.evaluate(async () => {
       const { events } = await import('/ui/js/sse.js');
       const parts = ['data: {"tok', 'en":"a"}\n', '\ndata: {"token":"b"}\r\n\r\n: comment\n\n', 'data: {"done":true}\n\n'];
@@ -140,7 +155,7 @@ test('a user chats with a document in the browser', async (t) => {
     assert.deepEqual(got, [{ token: 'a' }, { token: 'b' }, { done: true }]);
   });
 
-  await t.test('register, then sign in', async () => {
+  await step(t, 'register, then sign in', async () => {
     await page.click('#auth-switch');
     await page.locator('#auth-title', { hasText: 'Create an account' }).waitFor();
     await signIn(email, password);
@@ -157,7 +172,7 @@ test('a user chats with a document in the browser', async (t) => {
     assert.ok(await page.evaluate(() => Object.keys(sessionStorage).includes('ragd.token')));
   });
 
-  await t.test('upload a Markdown file and wait until it is ready', async () => {
+  await step(t, 'upload a Markdown file and wait until it is ready', async () => {
     await page.setInputFiles('#file-input', {
       name: 'ferris.md', mimeType: 'text/markdown', buffer: Buffer.from(DOCUMENT),
     });
@@ -167,7 +182,7 @@ test('a user chats with a document in the browser', async (t) => {
     assert.match(await row.locator('.doc-meta').textContent(), /\d+ chunks?/);
   });
 
-  await t.test('ask a question: the answer streams in and cites the document', async () => {
+  await step(t, 'ask a question: the answer streams in and cites the document', async () => {
     // Record what a watcher sees: the answer busy, its text growing.
     await page.evaluate(() => {
       window.__seen = { busy: false, texts: 0 };
@@ -203,7 +218,7 @@ test('a user chats with a document in the browser', async (t) => {
   });
 
   // The built-in answerer finishes at once: the slow mock model makes Stop deterministic.
-  await t.test('stop an answer while it streams', { skip: !MOCK_LLM_URL && 'needs MOCK_LLM_URL' }, async () => {
+  await step(t, 'stop an answer while it streams', async () => {
     await page.locator('#model option[value="e2e-slow"]').waitFor({ state: 'attached' });
     await page.selectOption('#model', 'e2e-slow');
     await page.fill('#prompt', 'Tell me a long story about Ferris.');
@@ -222,9 +237,9 @@ test('a user chats with a document in the browser', async (t) => {
       if (cancelled === 0) await new Promise((resolve) => setTimeout(resolve, 100));
     }
     assert.ok(cancelled >= 1, 'the upstream stream was cancelled');
-  });
+  }, { skip: !MOCK_LLM_URL && 'needs MOCK_LLM_URL' });
 
-  await t.test('the dark theme follows the system setting', async () => {
+  await step(t, 'the dark theme follows the system setting', async () => {
     await page.emulateMedia({ colorScheme: 'dark' });
     const background = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     await screenshot('desktop-dark');
@@ -233,7 +248,7 @@ test('a user chats with a document in the browser', async (t) => {
     assert.notEqual(background, await page.evaluate(() => getComputedStyle(document.body).backgroundColor));
   });
 
-  await t.test('delete the document after confirming', async () => {
+  await step(t, 'delete the document after confirming', async () => {
     const row = page.locator('#document-list li', { hasText: 'ferris.md' });
     await row.getByRole('button', { name: 'Delete ferris.md' }).click();
     await page.locator('#confirm-dialog').waitFor();

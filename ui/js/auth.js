@@ -12,6 +12,7 @@ function setMode(next) {
   $('auth-submit').textContent = creating ? 'Create account' : 'Sign in';
   $('auth-switch').textContent = creating ? 'I already have an account' : 'Create an account';
   $('auth-password').autocomplete = creating ? 'new-password' : 'current-password';
+  $('auth-password-hint').hidden = !creating;
   $('auth-error').textContent = '';
 }
 

@@ -92,6 +92,7 @@ class AnswerView {
     this.node.dataset.state = kind;
     this.node.setAttribute('aria-busy', 'false');
     this.footer.textContent = footer;
+    this.footer.hidden = !footer;
   }
 }
 
@@ -155,8 +156,8 @@ async function ask(text) {
       // The question stays on screen but leaves the history, so asking again works.
       history.pop();
       if (view.text) history.push({ role: 'user', content: text }, { role: 'assistant', content: view.text });
-      view.node.append(el('p', { className: 'message-error', role: 'alert' }, describe(error)));
-      view.finish('Failed.', 'failed');
+      view.footer.before(el('p', { className: 'message-error', role: 'alert' }, describe(error)));
+      view.finish('', 'failed');
     }
   } finally {
     controller = null;

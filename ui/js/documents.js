@@ -159,7 +159,7 @@ export function uploadFiles(files) {
     cancel.addEventListener('click', () => {
       job.cancelled = true;
       if (job.abort) job.abort();
-      else finish(job, 'Cancelled.', true);
+      else fail(job, 'Cancelled.');
     });
     pending.push(job);
   }
@@ -181,12 +181,14 @@ async function pump() {
     job.abort = abort;
     try {
       const accepted = await promise;
-      finish(job, 'Uploaded. Processing…', false);
+      job.state.textContent = 'Uploaded.';
       announce(`${job.file.name} uploaded.`);
       if (accepted && accepted.message && accepted.status && accepted.status !== 'queued') showInfo(accepted.message);
-      refresh();
+      // The document's own row (with its processing status) takes over from the upload's.
+      await refresh();
+      job.row.remove();
     } catch (error) {
-      finish(job, describe(error), true);
+      fail(job, describe(error));
       if (!(error && error.name === 'AbortError')) announce(`${job.file.name}: ${describe(error)}`);
     }
   }
@@ -194,17 +196,16 @@ async function pump() {
   schedule();
 }
 
-/** Ends an upload row: successes fade after a moment, failures stay until dismissed. */
-function finish(job, text, failed) {
+/** Ends a failed or cancelled upload: its row stays, with the reason, until dismissed. */
+function fail(job, text) {
   job.state.textContent = text;
-  job.row.classList.toggle('failed', failed);
+  job.row.classList.add('failed');
   job.cancel.remove();
-  if (failed) {
-    job.progress.remove();
-    job.row.append(el('button', { type: 'button', className: 'secondary small', onclick: () => job.row.remove() }, 'Dismiss'));
-  } else {
-    setTimeout(() => job.row.remove(), 2500);
-  }
+  job.progress.remove();
+  job.row.append(el('button', {
+    type: 'button', className: 'secondary small', onclick: () => job.row.remove(),
+    'aria-label': `Dismiss ${job.file.name}`,
+  }, 'Dismiss'));
 }
 
 export function initDocuments() {

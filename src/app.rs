@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use crate::cache::KvCache;
 use crate::cache::redis::RedisKvCache;
 use crate::config::Settings;
-use crate::secret::Secret;
+use crate::services::auth::accounts::Accounts;
 use crate::services::embeddings::{self, Embedder, EmbeddingError};
 use crate::services::ingest::{ChunkSettingsError, Ingest};
 use crate::services::llm::{LlmGateway, LlmSettings, ProviderError};
@@ -21,8 +21,8 @@ use crate::{http, signing_key};
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Arc<dyn Store>,
-    /// The JWT signing key: `SECRET_KEY`, or the one generated into the data directory.
-    pub signing_key: Secret,
+    /// Registration, login, and resolving bearer tokens to users.
+    pub accounts: Arc<Accounts>,
     /// Every LLM provider behind one interface.
     pub llm: Arc<LlmGateway>,
     /// Turns texts into vectors for ingestion, search and `/v1/embeddings`.
@@ -51,10 +51,16 @@ impl AppState {
             );
         }
         let ingest = Arc::new(Ingest::new(&settings, store.clone(), embedder.clone())?);
+        let accounts = Arc::new(Accounts::new(
+            store.clone(),
+            &signing_key,
+            settings.access_token_ttl,
+            settings.allow_registration,
+        ));
         Ok(Self {
             settings: Arc::new(settings),
             store,
-            signing_key,
+            accounts,
             llm,
             embedder,
             ingest,

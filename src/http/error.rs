@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::http::middleware::request_id;
+use crate::services::auth::accounts::AccountError;
 use crate::services::embeddings::EmbeddingError;
 use crate::services::ingest::UploadError;
 use crate::services::llm::ProviderError;
@@ -88,7 +89,12 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::unauthorized_with("unauthorized", message)
+    }
+
+    /// A 401 with its own code; always with the `WWW-Authenticate: Bearer` challenge.
+    pub fn unauthorized_with(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
             .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
     }
 
@@ -211,6 +217,26 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Conflict { .. } => Self::conflict("conflict", "the object already exists"),
             other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
+        let message = err.to_string();
+        match err {
+            AccountError::RegistrationClosed => {
+                Self::new(StatusCode::FORBIDDEN, "registration_disabled", message)
+            }
+            AccountError::EmailTaken => Self::conflict("email_taken", message),
+            AccountError::InvalidCredentials => {
+                Self::unauthorized_with("invalid_credentials", message)
+            }
+            AccountError::Unauthenticated(_) | AccountError::UnknownUser => {
+                Self::unauthorized(message)
+            }
+            AccountError::Store(store) => store.into(),
+            AccountError::Crypto(crypto) => Self::internal(&crypto),
         }
     }
 }

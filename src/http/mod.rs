@@ -1,6 +1,7 @@
 //! The HTTP surface: the router with its layers, the error catalogue, request extractors
 //! and middleware. Routes themselves live in `crate::routes`.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod middleware;

@@ -1,6 +1,7 @@
 //! Thin handlers, one file per area: each extracts its input, calls one service function and
 //! maps the result. No SQL and no provider calls here.
 
+pub mod auth;
 pub mod docs;
 pub mod health;
 pub mod metrics;
@@ -25,6 +26,7 @@ use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "auth", description = "Accounts, access tokens and API keys"),
     )
 )]
 struct ApiDoc;
@@ -51,5 +53,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// Every documented route, with the OpenAPI document they make up.
 pub fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(health::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(auth::router())
 }

@@ -195,3 +195,30 @@ pub async fn store_for(backend: Backend) -> Option<(Arc<dyn Store>, TempDir)> {
         .expect("store connects and migrates");
     Some((store, data_dir))
 }
+
+/// Registers `email` (password `correct horse battery`) and returns a bearer token for it.
+pub async fn signed_up(app: &TestApp, email: &str) -> String {
+    let credentials = serde_json::json!({"email": email, "password": "correct horse battery"});
+    let registered = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .json(&credentials)
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(registered.status(), 201, "register {email}");
+    let token: serde_json::Value = app
+        .client
+        .post(app.url("/api/v1/auth/token"))
+        .json(&credentials)
+        .send()
+        .await
+        .expect("log in")
+        .json()
+        .await
+        .expect("a token body");
+    token["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}

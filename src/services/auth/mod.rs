@@ -2,6 +2,7 @@
 //! database and no HTTP; the routes, the user store and the authenticated-user extractor build
 //! on them.
 
+pub mod accounts;
 pub mod api_key;
 pub mod jwt;
 pub mod password;

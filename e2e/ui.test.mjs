@@ -250,7 +250,16 @@ test('a user chats with a document in the browser', async (t) => {
 
   await step(t, 'delete the document after confirming', async () => {
     const row = page.locator('#document-list li', { hasText: 'ferris.md' });
-    await row.getByRole('button', { name: 'Delete ferris.md' }).click();
+    const remove = row.getByRole('button', { name: 'Delete ferris.md' });
+    // By keyboard: the dialog opens on its safe choice, and Escape keeps the document.
+    await remove.focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#confirm-dialog').waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'confirm-cancel');
+    await page.keyboard.press('Escape');
+    await page.locator('#confirm-dialog').waitFor({ state: 'hidden' });
+    assert.equal(await row.count(), 1);
+    await remove.click();
     await page.locator('#confirm-dialog').waitFor();
     await page.click('#confirm-ok');
     await row.waitFor({ state: 'detached' });

@@ -117,7 +117,8 @@ function footerFor(done) {
   if (done.model) parts.push(done.model);
   const usage = done.usage || {};
   if (Number.isFinite(usage.total_tokens)) parts.push(`${usage.total_tokens} tokens`);
-  if (Number.isFinite(done.processing_time_ms)) parts.push(`${(done.processing_time_ms / 1000).toFixed(1)} s`);
+  const ms = done.processing_time_ms;
+  if (Number.isFinite(ms)) parts.push(ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`);
   return parts.join(' · ');
 }
 

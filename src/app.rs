@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::cache::KvCache;
-use crate::cache::redis::RedisKvCache;
+use crate::cache::memory::MemoryRateLimiter;
+use crate::cache::redis::{RedisKvCache, RedisRateLimiter};
+use crate::cache::{KvCache, RateLimiter};
 use crate::config::Settings;
 use crate::services::auth::accounts::Accounts;
 use crate::services::embeddings::{self, Embedder, EmbeddingError};
 use crate::services::ingest::{ChunkSettingsError, Ingest};
 use crate::services::llm::{LlmGateway, LlmSettings, ProviderError};
+use crate::services::rate_limits::RateLimits;
 use crate::store::{self, Store, StoreError};
 use crate::{http, signing_key};
 
@@ -29,6 +31,12 @@ pub struct AppState {
     pub embedder: Arc<dyn Embedder>,
     /// Documents: upload, list, delete, reindex; owns the ingestion workers' pipeline.
     pub ingest: Arc<Ingest>,
+    /// The raw limiter (in memory, or Redis shared by every replica), for any quota.
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Request and login limits over `limiter`, with the fail-open/closed policy.
+    pub rate_limits: Arc<RateLimits>,
+    /// The key-value cache shared by replicas (Redis); `None` without `REDIS_URL`.
+    pub cache: Option<Arc<dyn KvCache>>,
 }
 
 impl AppState {
@@ -39,8 +47,8 @@ impl AppState {
         let signing_key = signing_key::resolve(&settings)?;
         let llm = Arc::new(LlmGateway::new(llm_settings(&settings))?);
         let store = store::connect(&settings).await?;
-        let embedder =
-            embeddings::from_settings(&settings, llm.clone(), shared_cache(&settings)?).await?;
+        let (limiter, cache) = shared_backends(&settings)?;
+        let embedder = embeddings::from_settings(&settings, llm.clone(), cache.clone()).await?;
         embeddings::check_stored_dimensions(embedder.as_ref(), &store.stored_embeddings().await?)?;
         let stale = store.reindex_stale_documents(embedder.model()).await?;
         if stale > 0 {
@@ -57,6 +65,11 @@ impl AppState {
             settings.access_token_ttl,
             settings.allow_registration,
         ));
+        let rate_limits = Arc::new(RateLimits::new(
+            limiter.clone(),
+            settings.rate_limit_per_minute,
+            settings.rate_limit_fail_open,
+        ));
         Ok(Self {
             settings: Arc::new(settings),
             store,
@@ -64,6 +77,9 @@ impl AppState {
             llm,
             embedder,
             ingest,
+            limiter,
+            rate_limits,
+            cache,
         })
     }
 }
@@ -126,6 +142,7 @@ impl App {
         let grace = self.state.settings.shutdown_grace;
         let store = self.state.store.clone();
         let workers = self.state.ingest.start_workers();
+        let key_usage = self.state.accounts.start_key_usage_flusher();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let router = http::router(self.state);
         let server = axum::serve(
@@ -152,19 +169,29 @@ impl App {
             () = grace_expired => tracing::warn!("grace period over: dropping the remaining requests"),
         }
         workers.shutdown().await;
+        key_usage.shutdown().await;
         store.close().await;
         Ok(())
     }
 }
 
-/// The shared key-value cache behind the embedding cache: Redis when `REDIS_URL` is set.
-fn shared_cache(settings: &Settings) -> Result<Option<Arc<dyn KvCache>>, StartError> {
+/// The rate limiter, and the key-value cache when there is a shared one.
+type SharedBackends = (Arc<dyn RateLimiter>, Option<Arc<dyn KvCache>>);
+
+/// The rate limiter and the key-value cache: both on one Redis connection when `REDIS_URL` is
+/// set (shared by every replica), else an in-process limiter and no shared cache. The
+/// connection is lazy, so a Redis that is down at start-up is the limiter's fail-open/closed
+/// case, not a failed start.
+fn shared_backends(settings: &Settings) -> Result<SharedBackends, StartError> {
     let Some(url) = &settings.redis_url else {
-        return Ok(None);
+        return Ok((Arc::new(MemoryRateLimiter::default()), None));
     };
     let connection = crate::cache::redis::connect_lazy(url.expose())
         .map_err(|err| StartError::Cache(err.to_string()))?;
-    Ok(Some(Arc::new(RedisKvCache::new(connection))))
+    Ok((
+        Arc::new(RedisRateLimiter::new(connection.clone())),
+        Some(Arc::new(RedisKvCache::new(connection))),
+    ))
 }
 
 /// The gateway's view of the configuration.

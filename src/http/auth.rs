@@ -52,7 +52,7 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthUser, A
         record_failure("missing");
         ApiError::unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
     })?;
-    match state.accounts.authenticate_jwt(token).await {
+    match state.accounts.authenticate(token).await {
         Ok(principal) => Ok(principal.into()),
         Err(err) => {
             if let Some(reason) = err.failure_reason() {

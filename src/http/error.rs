@@ -9,11 +9,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::http::middleware::request_id;
+use crate::http::middleware::{rate_limit, request_id};
 use crate::services::auth::accounts::AccountError;
 use crate::services::embeddings::EmbeddingError;
 use crate::services::ingest::UploadError;
 use crate::services::llm::ProviderError;
+use crate::services::rate_limits::Refusal;
 use crate::store::StoreError;
 
 /// One invalid input field, as listed in a 422's `details`.
@@ -232,9 +233,10 @@ impl From<AccountError> for ApiError {
             AccountError::InvalidCredentials => {
                 Self::unauthorized_with("invalid_credentials", message)
             }
-            AccountError::Unauthenticated(_) | AccountError::UnknownUser => {
-                Self::unauthorized(message)
-            }
+            AccountError::Unauthenticated(_)
+            | AccountError::UnknownUser
+            | AccountError::UnknownApiKey => Self::unauthorized(message),
+            AccountError::ApiKeyNotFound => Self::not_found("API key"),
             AccountError::Store(store) => store.into(),
             AccountError::Crypto(crypto) => Self::internal(&crypto),
         }
@@ -315,6 +317,35 @@ impl From<UploadError> for ApiError {
             }
             UploadError::Store(store) => store.into(),
             UploadError::Io(_) => Self::internal(&err),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Limited(decision) => {
+                // No wait helps a cost above the whole quota; a minute restores it anyway.
+                let retry_after = decision
+                    .retry_after
+                    .map_or(60, |wait| rate_limit::whole_seconds(wait).max(1));
+                let mut error = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "rate limit exceeded ({} a minute); retry in {retry_after} s",
+                        decision.limit
+                    ),
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                error.headers.extend(rate_limit::quota_headers(&decision));
+                error
+            }
+            Refusal::Unavailable => Self::service_unavailable(
+                "rate_limiter_unavailable",
+                "the rate limiter is unavailable, try again shortly",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(1_u64)),
         }
     }
 }

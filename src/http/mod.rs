@@ -31,7 +31,11 @@ pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let (api, openapi) = routes::api_router().split_for_parts();
-    let mut app = api;
+    // Matched API routes only: metrics, docs and unknown paths are never limited.
+    let mut app = api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        middleware::rate_limit::rate_limit,
+    ));
     if settings.metrics_enabled {
         app = app.merge(routes::metrics::router());
     }

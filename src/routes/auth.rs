@@ -15,6 +15,7 @@ use crate::domain::{Email, Password};
 use crate::http::auth::AuthUser;
 use crate::http::error::{ApiError, ErrorResponse, FieldError};
 use crate::http::extract::{ValidJson, Validate, parse_json_body};
+use crate::http::middleware::rate_limit::ClientIp;
 use crate::store::User;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -149,11 +150,15 @@ impl<S: Send + Sync> FromRequest<S> for LoginBody {
         (status = 200, description = "an access token", body = TokenResponse),
         (status = 401, description = "incorrect email or password", body = ErrorResponse),
         (status = 422, description = "a field is missing", body = ErrorResponse),
+        (status = 429, description = "too many failed logins for this address or email", body = ErrorResponse),
     ))]
 async fn token(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     LoginBody(request): LoginBody,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    // Every attempt reserves a failure for its address and its email; success gives it back.
+    state.rate_limits.admit_login(ip, &request.email).await?;
     let issued = state
         .accounts
         .login(&request.email, &request.password)
@@ -163,6 +168,7 @@ async fn token(
                 crate::http::auth::record_failure(reason);
             }
         })?;
+    state.rate_limits.login_succeeded(ip, &request.email).await;
     Ok(Json(TokenResponse {
         access_token: issued.token.expose().to_owned(),
         token_type: "bearer",

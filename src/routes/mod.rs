@@ -1,8 +1,10 @@
 //! Thin handlers, one file per area: each extracts its input, calls one service function and
 //! maps the result. No SQL and no provider calls here.
 
+pub mod api_keys;
 pub mod auth;
 pub mod docs;
+pub mod documents;
 pub mod health;
 pub mod metrics;
 pub mod ui;
@@ -27,6 +29,7 @@ use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "auth", description = "Accounts, access tokens and API keys"),
+        (name = "documents", description = "Uploads turned into searchable chunks in the background"),
     )
 )]
 struct ApiDoc;
@@ -56,4 +59,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(auth::router())
+        .merge(api_keys::router())
+        .merge(documents::router())
 }

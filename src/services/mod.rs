@@ -4,5 +4,6 @@ pub mod auth;
 pub mod embeddings;
 pub mod ingest;
 pub mod llm;
+pub mod rate_limits;
 pub mod readiness;
 pub mod retrieval;

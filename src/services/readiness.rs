@@ -6,13 +6,14 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::app::AppState;
+use crate::services::rate_limits::LimiterHealth;
 
 /// How long one dependency may take to answer a readiness probe.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
-    /// `ok` when every check is `ok` or `disabled`, else `unavailable`.
+    /// `ok` when every check is `ok`, `disabled` or `degraded`, else `unavailable`.
     #[schema(example = "ok")]
     pub status: &'static str,
     pub checks: Checks,
@@ -28,7 +29,8 @@ pub struct Checks {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Check {
-    /// `ok`, `disabled` or `error`.
+    /// `ok`, `disabled`, `degraded` (failing but tolerated, e.g. Redis down with
+    /// `RATE_LIMIT_FAIL_OPEN=true`) or `error`.
     #[schema(example = "ok")]
     pub status: &'static str,
     /// What was checked, or why it failed.
@@ -47,6 +49,14 @@ impl Check {
     fn disabled(detail: impl Into<String>) -> Self {
         Self {
             status: "disabled",
+            detail: Some(detail.into()),
+        }
+    }
+
+    /// Failing, but tolerated by configuration: still ready.
+    fn degraded(detail: impl Into<String>) -> Self {
+        Self {
+            status: "degraded",
             detail: Some(detail.into()),
         }
     }
@@ -78,7 +88,23 @@ pub async fn check(state: &AppState) -> Readiness {
             state.store.backend()
         )),
     };
-    let cache = Check::disabled("in-process (REDIS_URL unset)");
+    let cache = match tokio::time::timeout(CHECK_TIMEOUT, state.rate_limits.health()).await {
+        Ok(LimiterHealth::InProcess) => Check::disabled("in-process (REDIS_URL unset)"),
+        Ok(LimiterHealth::Reachable) => Check::ok(state.rate_limits.backend()),
+        // Failing open keeps serving (unlimited), so the replica stays in rotation.
+        Ok(LimiterHealth::Unreachable {
+            error,
+            fail_open: true,
+        }) => Check::degraded(format!("{error}; rate limits not enforced (fail open)")),
+        Ok(LimiterHealth::Unreachable {
+            error,
+            fail_open: false,
+        }) => Check::error(format!("{error}; limited requests refused (fail closed)")),
+        Err(_) => Check::error(format!(
+            "{}: no answer within {CHECK_TIMEOUT:?}",
+            state.rate_limits.backend()
+        )),
+    };
     let llm = Check::ok(format!(
         "default model {}",
         state

@@ -13,7 +13,9 @@ use uuid::Uuid;
 use super::StoreError;
 
 /// Where a document is in its lifecycle: `queued -> processing -> ready | failed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DocumentStatus {
     Queued,

@@ -5,6 +5,7 @@
 //! Tenancy rule for every trait here: a method that touches user-owned data takes the caller's
 //! user id and filters by it in its SQL. Another user's row is simply not found.
 
+mod api_keys;
 pub mod chunks;
 mod documents;
 mod error;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{DatabaseUrl, Settings};
+pub use api_keys::{ApiKey, ApiKeyStore, KeyOwner, KeyUse, NewApiKey};
 pub use chunks::{ChunkSet, ChunkStore, NewChunk, StoredChunk, StoredEmbedding};
 pub use documents::{
     ClaimedJob, Created, Document, DocumentPage, DocumentStatus, DocumentStore, IngestQueue, Lease,
@@ -30,7 +32,7 @@ pub use users::{NewUser, User, UserStore};
 /// Everything ragd keeps durably. `Arc<dyn Store>` lives in the application state.
 #[async_trait]
 pub trait Store:
-    UserStore + DocumentStore + IngestQueue + ChunkStore + Send + Sync + 'static
+    UserStore + ApiKeyStore + DocumentStore + IngestQueue + ChunkStore + Send + Sync + 'static
 {
     /// `sqlite` or `postgres`, for logs, metrics and readiness.
     fn backend(&self) -> &'static str;

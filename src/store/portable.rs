@@ -79,6 +79,98 @@ macro_rules! impl_portable_stores {
                 Ok(result.rows_affected() > 0)
             }
         }
+
+        #[::async_trait::async_trait]
+        impl $crate::store::ApiKeyStore for $store {
+            async fn create_api_key(
+                &self,
+                user_id: ::uuid::Uuid,
+                key: $crate::store::NewApiKey,
+            ) -> Result<$crate::store::ApiKey, $crate::store::StoreError> {
+                let created = $crate::store::ApiKey {
+                    id: ::uuid::Uuid::now_v7(),
+                    user_id,
+                    name: key.name,
+                    prefix: key.prefix,
+                    created_at: $crate::store::now(),
+                    last_used_at: None,
+                };
+                sqlx::query(
+                    "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(created.id)
+                .bind(user_id)
+                .bind(&created.name)
+                .bind(&created.prefix)
+                .bind(&key.key_hash)
+                .bind(created.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(created)
+            }
+
+            async fn list_api_keys(
+                &self,
+                user_id: ::uuid::Uuid,
+            ) -> Result<Vec<$crate::store::ApiKey>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, user_id, name, prefix, created_at, last_used_at FROM api_keys \
+                     WHERE user_id = $1 ORDER BY created_at, id",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn delete_api_key(
+                &self,
+                user_id: ::uuid::Uuid,
+                id: ::uuid::Uuid,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let result = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() > 0)
+            }
+
+            async fn api_key_owner(
+                &self,
+                key_hash: &str,
+            ) -> Result<Option<$crate::store::KeyOwner>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT k.id AS key_id, u.id, u.email, u.password_hash, u.role, u.created_at \
+                     FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1",
+                )
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn record_api_key_use(
+                &self,
+                uses: &[$crate::store::KeyUse],
+            ) -> Result<(), $crate::store::StoreError> {
+                if uses.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.pool.begin().await?;
+                for used in uses {
+                    sqlx::query(
+                        "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND user_id = $3",
+                    )
+                    .bind(used.at)
+                    .bind(used.key_id)
+                    .bind(used.user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
     };
 }
 

@@ -75,6 +75,9 @@ pub async fn test_settings(
     };
     values.insert("DATABASE_URL".into(), database_url);
     values.insert("DATABASE_MAX_CONNECTIONS".into(), "5".into());
+    // Tests that poll over HTTP must not trip the per-user limit; tests/api/rate_limits.rs
+    // sets its own.
+    values.insert("RATE_LIMIT_PER_MINUTE".into(), "1000000".into());
     for (name, value) in overrides {
         values.insert(name.to_string(), value.to_string());
     }

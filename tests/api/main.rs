@@ -9,14 +9,17 @@
 
 mod helpers;
 
+mod api_keys;
 mod auth;
 mod cli;
 mod docs;
 mod document_store;
+mod documents;
 mod embedding_mock;
 mod errors;
 mod health;
 mod ingest;
 mod observability;
+mod rate_limits;
 mod store;
 mod ui;

@@ -2,4 +2,5 @@
 
 pub mod error_shape;
 pub mod metrics;
+pub mod rate_limit;
 pub mod request_id;

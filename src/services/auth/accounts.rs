@@ -7,10 +7,11 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::jwt::{IssuedToken, JwtKeys};
-use super::{AuthError, password};
+use super::key_usage::{self, KeyUsage, KeyUsageFlusher};
+use super::{AuthError, api_key, password};
 use crate::domain::{Email, Password, Role};
 use crate::secret::Secret;
-use crate::store::{NewUser, Store, StoreError, User};
+use crate::store::{ApiKey, NewApiKey, NewUser, Store, StoreError, User};
 
 /// A user as the rest of ragd sees them once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,12 @@ pub enum AccountError {
     /// A valid token whose user has since been deleted.
     #[error("invalid or expired credentials")]
     UnknownUser,
+    /// An `rk_` key that is not (or no longer) stored: never issued, or revoked.
+    #[error("invalid or expired credentials")]
+    UnknownApiKey,
+    /// The caller has no API key with this id (another user's key included).
+    #[error("API key not found")]
+    ApiKeyNotFound,
     #[error(transparent)]
     Store(StoreError),
     /// Hashing or signing failed: a server fault.
@@ -50,6 +57,7 @@ impl AccountError {
             Self::InvalidCredentials => Some("bad_credentials"),
             Self::Unauthenticated(err) => Some(err.reason()),
             Self::UnknownUser => Some("unknown_user"),
+            Self::UnknownApiKey => Some("unknown_api_key"),
             _ => None,
         }
     }
@@ -70,6 +78,15 @@ pub struct Accounts {
     jwt: JwtKeys,
     token_ttl: Duration,
     allow_registration: bool,
+    /// API keys used since the last flush; see [`Accounts::start_key_usage_flusher`].
+    key_usage: Arc<KeyUsage>,
+}
+
+/// A key just created: the only time its secret is available.
+#[derive(Debug, Clone)]
+pub struct CreatedApiKey {
+    pub key: ApiKey,
+    pub secret: Secret,
 }
 
 impl Accounts {
@@ -84,6 +101,7 @@ impl Accounts {
             jwt: JwtKeys::new(signing_key),
             token_ttl,
             allow_registration,
+            key_usage: Arc::default(),
         }
     }
 
@@ -152,6 +170,77 @@ impl Accounts {
             .user_by_id(id)
             .await?
             .ok_or(AccountError::UnknownUser)
+    }
+
+    /// The user a bearer token stands for: an API key (`rk_...`) or an access token (JWT).
+    ///
+    /// Keys are looked up by hash in the database on every request, with no cache in between,
+    /// so a revoked key is refused at once by every replica; only `last_used_at` is deferred.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AccountError> {
+        if !api_key::is_api_key(token) {
+            return self.authenticate_jwt(token).await;
+        }
+        let owner = self
+            .store
+            .api_key_owner(&api_key::hash(token))
+            .await?
+            .ok_or(AccountError::UnknownApiKey)?;
+        self.key_usage
+            .record(owner.user.id, owner.key_id, crate::store::now());
+        Ok(principal(&owner.user))
+    }
+
+    /// Issues a new API key for `user_id`; the returned secret is never stored.
+    pub async fn create_api_key(
+        &self,
+        user_id: Uuid,
+        name: &str,
+    ) -> Result<CreatedApiKey, AccountError> {
+        let generated = api_key::generate();
+        let key = self
+            .store
+            .create_api_key(
+                user_id,
+                NewApiKey {
+                    name: name.to_owned(),
+                    prefix: generated.prefix,
+                    key_hash: generated.hash,
+                },
+            )
+            .await
+            .map_err(AccountError::Store)?;
+        Ok(CreatedApiKey {
+            key,
+            secret: generated.key,
+        })
+    }
+
+    /// The caller's keys, oldest first.
+    pub async fn list_api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>, AccountError> {
+        Ok(self.store.list_api_keys(user_id).await?)
+    }
+
+    /// Revokes one of the caller's keys; refused from the next request on.
+    pub async fn revoke_api_key(&self, user_id: Uuid, id: Uuid) -> Result<(), AccountError> {
+        if self.store.delete_api_key(user_id, id).await? {
+            Ok(())
+        } else {
+            Err(AccountError::ApiKeyNotFound)
+        }
+    }
+
+    /// Writes the pending `last_used_at` updates now (the flusher does it every few seconds).
+    pub async fn flush_key_usage(&self) -> Result<usize, AccountError> {
+        Ok(self.key_usage.flush(self.store.as_ref()).await?)
+    }
+
+    /// Starts writing `last_used_at` in the background; its `shutdown` flushes the rest.
+    pub fn start_key_usage_flusher(&self) -> KeyUsageFlusher {
+        KeyUsageFlusher::start(
+            self.key_usage.clone(),
+            self.store.clone(),
+            key_usage::FLUSH_EVERY,
+        )
     }
 
     /// The user an access token was issued to, if the token is valid and the user still exists.

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod api_key;
 pub mod jwt;
+pub mod key_usage;
 pub mod password;
 
 /// Why a credential was refused or could not be produced.

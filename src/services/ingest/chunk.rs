@@ -5,6 +5,8 @@
 //! embedding model's limit is in tokens. Markdown-shaped text goes through text-splitter's
 //! Markdown splitter so that chunks break at section boundaries first.
 
+use std::sync::OnceLock;
+
 use text_splitter::{ChunkCharIndex, ChunkConfig, MarkdownSplitter, TextSplitter};
 use tiktoken_rs::CoreBPE;
 
@@ -73,41 +75,60 @@ pub struct ChunkDraft {
     pub token_count: u32,
 }
 
-/// Splits documents into chunks. Build it once (at start-up) and share it: it holds the
-/// configured splitters over the process-wide tokenizer.
+/// Splits documents into chunks. Build it once (at start-up) and share it. The tokenizer and
+/// splitters are built on first use, not at start-up: loading tiktoken's tables costs tens of
+/// milliseconds and megabytes that a server which never ingests should not pay.
 pub struct Chunker {
+    settings: ChunkSettings,
+    splitters: OnceLock<Splitters>,
+}
+
+/// The configured splitters over the process-wide tokenizer.
+struct Splitters {
     plain: TextSplitter<&'static CoreBPE>,
     markdown: MarkdownSplitter<&'static CoreBPE>,
     tokenizer: &'static CoreBPE,
 }
 
+impl Splitters {
+    fn new(settings: ChunkSettings) -> Self {
+        let tokenizer = tiktoken_rs::cl100k_base_singleton();
+        let config = || {
+            let sized = || ChunkConfig::new(settings.max_tokens).with_sizer(tokenizer);
+            // `ChunkSettings::validate` ran in `Chunker::new`, so the overlap always fits.
+            sized()
+                .with_overlap(settings.overlap)
+                .unwrap_or_else(|_| sized())
+        };
+        Self {
+            plain: TextSplitter::new(config()),
+            markdown: MarkdownSplitter::new(config()),
+            tokenizer,
+        }
+    }
+}
+
 impl Chunker {
     pub fn new(settings: ChunkSettings) -> Result<Self, ChunkSettingsError> {
         settings.validate()?;
-        let tokenizer = tiktoken_rs::cl100k_base_singleton();
-        let config = || {
-            ChunkConfig::new(settings.max_tokens)
-                .with_sizer(tokenizer)
-                .with_overlap(settings.overlap)
-                .map_err(|_| ChunkSettingsError::OverlapNotSmaller {
-                    overlap: settings.overlap,
-                    max_tokens: settings.max_tokens,
-                })
-        };
         Ok(Self {
-            plain: TextSplitter::new(config()?),
-            markdown: MarkdownSplitter::new(config()?),
-            tokenizer,
+            settings,
+            splitters: OnceLock::new(),
         })
+    }
+
+    fn splitters(&self) -> &Splitters {
+        self.splitters.get_or_init(|| Splitters::new(self.settings))
     }
 
     /// Splits `doc` into chunks in document order. CPU-bound (it tokenizes the text several
     /// times): call it from a blocking context for large documents.
     pub fn chunk(&self, doc: &ExtractedText) -> Vec<ChunkDraft> {
+        let splitters = self.splitters();
         let pieces: Vec<ChunkCharIndex<'_>> = if doc.markdown {
-            self.markdown.chunk_char_indices(&doc.text).collect()
+            splitters.markdown.chunk_char_indices(&doc.text).collect()
         } else {
-            self.plain.chunk_char_indices(&doc.text).collect()
+            splitters.plain.chunk_char_indices(&doc.text).collect()
         };
         let mut pages = PageCursor::new(&doc.pages);
         let mut headings = HeadingTrail::new(&doc.headings);
@@ -123,7 +144,9 @@ impl Chunker {
                     char_end: saturating_u32(piece.char_offset + char_count),
                     page: pages.page_at(piece.byte_offset),
                     heading_path: headings.path_at(piece.byte_offset),
-                    token_count: saturating_u32(self.tokenizer.encode_ordinary(piece.chunk).len()),
+                    token_count: saturating_u32(
+                        splitters.tokenizer.encode_ordinary(piece.chunk).len(),
+                    ),
                 }
             })
             .collect()

@@ -166,9 +166,11 @@ pub async fn register(
     }
 }
 
+/// Largest `metadata` field accepted, in bytes: enough for labels, not a second upload.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
 /// Parses the optional `metadata` field: a JSON object of bounded size.
 pub fn parse_metadata(raw: &str) -> Result<serde_json::Value, UploadError> {
-    const MAX_METADATA_BYTES: usize = 16 * 1024;
     if raw.len() > MAX_METADATA_BYTES {
         return Err(UploadError::BadRequest(format!(
             "metadata is larger than {MAX_METADATA_BYTES} bytes"

@@ -196,7 +196,8 @@ test('a user chats with a document in the browser', async (t) => {
     await page.fill('#prompt', 'Who is Ferris the crab?');
     await page.press('#prompt', 'Enter');
     const answer = page.locator('#messages .assistant').last();
-    await answer.and(page.locator('[data-state="done"]')).waitFor(WAIT);
+    await answer.and(page.locator('[data-state]')).waitFor(WAIT);
+    assert.equal(await answer.getAttribute('data-state'), 'done', await answer.innerText());
     const seen = await page.evaluate(() => window.__seen);
     assert.ok(seen.busy, 'the answer was marked busy while streaming');
     assert.ok(seen.texts >= 1, 'the answer text appeared');

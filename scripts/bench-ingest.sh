@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=${1:-"$(rustc --print sysroot)/share/doc/rust/html/book"}
 workers=${2:-2}
-cargo build --release --locked --bin ragd
-ragd="$(realpath "${CARGO_TARGET_DIR:-target}")/release/ragd"
+# RAGD_BIN: an already built release binary (skips the build).
+if [ -z "${RAGD_BIN:-}" ]; then cargo build --release --locked --bin ragd; fi
+ragd=$(realpath "${RAGD_BIN:-${CARGO_TARGET_DIR:-target}/release/ragd}")
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cleanup=()
 trap 'for c in "${cleanup[@]}"; do eval "$c"; done' EXIT

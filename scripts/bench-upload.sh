@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${1:-1024}
-cargo build --release --locked --bin ragd
-ragd="$(realpath "${CARGO_TARGET_DIR:-target}")/release/ragd"
+# RAGD_BIN: an already built release binary (skips the build).
+if [ -z "${RAGD_BIN:-}" ]; then cargo build --release --locked --bin ragd; fi
+ragd=$(realpath "${RAGD_BIN:-${CARGO_TARGET_DIR:-target}/release/ragd}")
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DATA_DIR="$dir/data" DATABASE_URL="sqlite://$dir/ragd.db" PORT=$port RUST_LOG=warn \
@@ -23,9 +24,9 @@ token=$(curl -sf -H 'content-type: application/json' -d "$credentials" "$api/aut
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$pid/status"; }
 
 # Warm up the upload path with a small file, so the baseline includes its pools and buffers.
-yes "warm-up line for the upload path" | head -c 1048576 >"$dir/small.txt"
+(yes "warm-up line for the upload path" || true) | head -c 1048576 >"$dir/small.txt"
 curl -sf -H "authorization: Bearer $token" -F file=@"$dir/small.txt" "$api/documents/upload" >/dev/null
-yes "The lighthouse keeper counted seventeen herons at dawn." | head -c $((size_mb * 1048576)) >"$dir/big.txt"
+(yes "The lighthouse keeper counted seventeen herons at dawn." || true) | head -c $((size_mb * 1048576)) >"$dir/big.txt"
 before=$(kib VmHWM)
 start=$(date +%s.%N)
 answer=$(curl -sS -H "authorization: Bearer $token" -F file=@"$dir/big.txt" -w ' %{http_code}' "$api/documents/upload")

@@ -15,6 +15,8 @@ echo "[test] cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
 echo "[test] cargo test"
+# The official OpenAI Python SDK, which tests/api/openai_sdk.rs runs against ragd.
+python3 -c "import openai" 2>/dev/null || python3 -m pip install --quiet openai
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast
   cargo test --locked --doc

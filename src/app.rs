@@ -11,6 +11,7 @@ use crate::cache::redis::{RedisKvCache, RedisRateLimiter};
 use crate::cache::{KvCache, RateLimiter};
 use crate::config::Settings;
 use crate::services::auth::accounts::Accounts;
+use crate::services::chat::{self, ChatService};
 use crate::services::embeddings::{self, Embedder, EmbeddingError};
 use crate::services::ingest::{ChunkSettingsError, Ingest};
 use crate::services::llm::{LlmGateway, LlmSettings, ProviderError};
@@ -37,6 +38,8 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     /// The key-value cache shared by replicas (Redis); `None` without `REDIS_URL`.
     pub cache: Option<Arc<dyn KvCache>>,
+    /// Chat answers (whole or streamed) with grounding, token limits and usage accounting.
+    pub chat: Arc<ChatService>,
 }
 
 impl AppState {
@@ -59,6 +62,12 @@ impl AppState {
             );
         }
         let ingest = Arc::new(Ingest::new(&settings, store.clone(), embedder.clone())?);
+        let chat = Arc::new(chat::from_settings(
+            &settings,
+            llm.clone(),
+            store.clone(),
+            limiter.clone(),
+        ));
         let accounts = Arc::new(Accounts::new(
             store.clone(),
             &signing_key,
@@ -80,6 +89,7 @@ impl AppState {
             limiter,
             rate_limits,
             cache,
+            chat,
         })
     }
 }
@@ -141,6 +151,7 @@ impl App {
     ) -> std::io::Result<()> {
         let grace = self.state.settings.shutdown_grace;
         let store = self.state.store.clone();
+        let chat = self.state.chat.clone();
         let workers = self.state.ingest.start_workers();
         let key_usage = self.state.accounts.start_key_usage_flusher();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -170,6 +181,7 @@ impl App {
         }
         workers.shutdown().await;
         key_usage.shutdown().await;
+        chat.usage().shutdown().await;
         store.close().await;
         Ok(())
     }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::http::middleware::{rate_limit, request_id};
 use crate::services::auth::accounts::AccountError;
+use crate::services::chat::ChatError;
 use crate::services::embeddings::EmbeddingError;
 use crate::services::ingest::UploadError;
 use crate::services::llm::ProviderError;
@@ -346,6 +347,40 @@ impl From<Refusal> for ApiError {
                 "the rate limiter is unavailable, try again shortly",
             )
             .with_header(header::RETRY_AFTER, HeaderValue::from(1_u64)),
+        }
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(err: ChatError) -> Self {
+        let message = err.to_string();
+        match err {
+            ChatError::Invalid(problems) => Self::validation(problems),
+            ChatError::ContextTooLong(_) => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "context_length_exceeded",
+                message,
+            ),
+            ChatError::TokenLimit { retry_after, .. } => {
+                let error = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "token_limit_exceeded",
+                    message,
+                );
+                match retry_after
+                    .and_then(|d| HeaderValue::from_str(&d.as_secs().max(1).to_string()).ok())
+                {
+                    Some(seconds) => error.with_header(header::RETRY_AFTER, seconds),
+                    None => error.with_details(json!({
+                        "reason": "this request alone needs more tokens than the per-minute limit"
+                    })),
+                }
+            }
+            ChatError::LimiterUnavailable => {
+                Self::service_unavailable("rate_limiter_unavailable", message)
+            }
+            ChatError::Grounding(grounding) => grounding.0,
+            ChatError::Provider(provider) => provider.into(),
         }
     }
 }

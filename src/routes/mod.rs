@@ -3,10 +3,12 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod chat;
 pub mod docs;
 pub mod documents;
 pub mod health;
 pub mod metrics;
+pub mod openai;
 pub mod ui;
 
 use utoipa::OpenApi;
@@ -30,6 +32,8 @@ use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "auth", description = "Accounts, access tokens and API keys"),
         (name = "documents", description = "Uploads turned into searchable chunks in the background"),
+        (name = "chat", description = "Chat answers, grounded in your documents with citations; whole or streamed"),
+        (name = "openai", description = "OpenAI-compatible API: point the official SDKs at /v1"),
     )
 )]
 struct ApiDoc;
@@ -61,4 +65,6 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(api_keys::router())
         .merge(documents::router())
+        .merge(chat::router())
+        .merge(openai::router())
 }

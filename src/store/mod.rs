@@ -13,6 +13,7 @@ mod portable;
 pub(crate) mod portable_ingest;
 pub mod postgres;
 pub mod sqlite;
+mod usage;
 mod users;
 
 use std::sync::Arc;
@@ -27,12 +28,21 @@ pub use documents::{
     NewDocument, QueueDepth,
 };
 pub use error::StoreError;
+pub use usage::{UsageEvent, UsageStore};
 pub use users::{NewUser, User, UserStore};
 
 /// Everything ragd keeps durably. `Arc<dyn Store>` lives in the application state.
 #[async_trait]
 pub trait Store:
-    UserStore + ApiKeyStore + DocumentStore + IngestQueue + ChunkStore + Send + Sync + 'static
+    UserStore
+    + ApiKeyStore
+    + DocumentStore
+    + IngestQueue
+    + ChunkStore
+    + UsageStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `sqlite` or `postgres`, for logs, metrics and readiness.
     fn backend(&self) -> &'static str;

@@ -369,7 +369,7 @@ async fn delete_removes_everything(app: TestApp) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(app.stored_files(), [id.clone()]);
+    assert_eq!(app.stored_files(), std::slice::from_ref(&id));
 
     let path = format!("/api/v1/documents/{id}");
     let deleted = app.authed(reqwest::Method::DELETE, &path, &token).await;
@@ -489,6 +489,50 @@ async fn a_declared_length_far_over_the_limit_is_refused_before_reading() {
     let response = app.post_form(&token, &[file_part("big.txt", &big)]).await;
     assert_error(response, 413, "payload_too_large").await;
     assert!(app.stored_files().is_empty());
+}
+
+#[tokio::test]
+async fn an_upload_cut_off_mid_way_leaves_nothing_behind() {
+    let app = spawn_app().await;
+    let token = signed_up(&app, "ada@example.com").await;
+    let (sender, pieces) = futures::channel::mpsc::unbounded::<Result<Bytes, std::io::Error>>();
+    let mut head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n"
+    )
+    .into_bytes();
+    head.extend(note(1).repeat(2_000));
+    sender.unbounded_send(Ok(Bytes::from(head))).unwrap();
+    let request = app
+        .client
+        .post(app.url("/api/v1/documents/upload"))
+        .bearer_auth(&token)
+        .header("content-type", content_type())
+        .body(reqwest::Body::wrap_stream(pieces))
+        .send();
+    let sent = tokio::spawn(request);
+
+    // The partial file exists while the body is still arriving...
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while app.stored_files().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no partial file");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...and goes when the client breaks off.
+    sender
+        .unbounded_send(Err(std::io::Error::other("client gone")))
+        .unwrap();
+    drop(sender);
+    assert!(sent.await.unwrap().is_err(), "the request was cut off");
+    while !app.stored_files().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            app.stored_files()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let list: Value = app.list(&token, "").await.json().await.unwrap();
+    assert_eq!(list["items"], json!([]));
 }
 
 #[tokio::test]

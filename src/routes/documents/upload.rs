@@ -173,7 +173,7 @@ fn multipart_error(err: MultipartError) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
     } else {
-        ApiError::bad_request("invalid_multipart", err.body_text())
+        ApiError::bad_request("invalid_upload", err.body_text())
     }
 }
 

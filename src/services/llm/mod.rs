@@ -28,6 +28,11 @@ pub use error::ProviderError;
 pub use gateway::{LlmGateway, LlmSettings, Routed};
 pub use local::LOCAL_MODEL;
 
+/// The provider a model name routes to (`openai`, `anthropic`, `ollama`, `local`).
+pub fn provider_of(model: &str) -> &'static str {
+    routing::route(model).provider.name()
+}
+
 /// Who wrote a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -13,6 +13,7 @@ use sqlx::postgres::PgPoolOptions;
 use super::{Store, StoreError};
 use crate::store::portable::impl_portable_stores;
 use crate::store::portable_ingest::impl_portable_ingest_stores;
+use crate::store::usage::impl_portable_usage_store;
 pub use vector::PgVector;
 
 /// PostgreSQL + pgvector storage.
@@ -69,3 +70,4 @@ impl Store for PgStore {
 
 impl_portable_stores!(PgStore);
 impl_portable_ingest_stores!(PgStore);
+impl_portable_usage_store!(PgStore);

@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::{Store, StoreError};
 use crate::store::portable::impl_portable_stores;
 use crate::store::portable_ingest::impl_portable_ingest_stores;
+use crate::store::usage::impl_portable_usage_store;
 
 /// Embedded SQLite storage.
 #[derive(Clone)]
@@ -82,3 +83,4 @@ impl Store for SqliteStore {
 
 impl_portable_stores!(SqliteStore);
 impl_portable_ingest_stores!(SqliteStore);
+impl_portable_usage_store!(SqliteStore);

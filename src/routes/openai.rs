@@ -1,0 +1,432 @@
+//! The OpenAI-compatible surface under `/v1`: models, chat completions (whole and streamed)
+//! and embeddings, in OpenAI's shapes, so the official SDKs work pointed at ragd. Errors on
+//! these paths are re-rendered in OpenAI's error shape by the error-shape middleware.
+//!
+//! RAG is opt-in here, with the extra body field `ragd: {use_rag, document_ids, top_k}`; the
+//! answer then carries a top-level `citations` array (in the first chunk when streaming).
+
+mod embeddings;
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{StreamExt, stream};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::http::auth::AuthUser;
+use crate::http::error::{ApiError, FieldError};
+use crate::http::extract::{ValidJson, Validate};
+use crate::routes::chat::{UsageView, with_overhead};
+use crate::services::chat::{
+    ChatEvent, ChatParams, ChatStream, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K,
+    RagScope,
+};
+use crate::services::llm::{ChatMessage, Role};
+use crate::services::retrieval::Citation;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(models))
+        .routes(routes!(chat_completions))
+        .routes(routes!(embeddings::embeddings))
+}
+
+/// OpenAI's error body: `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpenAiErrorResponse {
+    pub error: OpenAiError,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpenAiError {
+    pub message: String,
+    /// `invalid_request_error`, `authentication_error`, `rate_limit_error`, `api_error`...
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelList {
+    #[schema(example = "list")]
+    pub object: &'static str,
+    pub data: Vec<ModelView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelView {
+    /// The name to send as `model`.
+    #[schema(example = "ollama/llama3.2")]
+    pub id: String,
+    #[schema(example = "model")]
+    pub object: &'static str,
+    /// Unknown for most providers: 0.
+    pub created: i64,
+    #[schema(example = "ollama")]
+    pub owned_by: String,
+}
+
+/// Every model the configured providers offer (a provider that cannot be reached is left out).
+#[utoipa::path(get, path = "/v1/models", tag = "openai",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the models", body = ModelList),
+        (status = 401, description = "missing, invalid or expired credentials", body = OpenAiErrorResponse),
+    ))]
+async fn models(State(state): State<AppState>, _user: AuthUser) -> Json<ModelList> {
+    let data = state
+        .llm
+        .list_models()
+        .await
+        .into_iter()
+        .map(|model| ModelView {
+            id: model.id,
+            object: "model",
+            created: 0,
+            owned_by: model.owned_by,
+        })
+        .collect();
+    Json(ModelList {
+        object: "list",
+        data,
+    })
+}
+
+/// A message's content: a string, or OpenAI's list of parts (only `text` parts are read).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum MessageContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct ContentPart {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct CompletionMessage {
+    /// `system` (or `developer`), `user` or `assistant`.
+    #[schema(example = "user")]
+    pub role: String,
+    pub content: Option<MessageContent>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct StreamOptions {
+    /// Send a last chunk with `usage` (and empty `choices`) before `[DONE]`.
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// ragd's extension: ground the answer in the caller's documents.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct RagOptions {
+    #[serde(default = "yes")]
+    pub use_rag: bool,
+    #[serde(default)]
+    pub document_ids: Vec<Uuid>,
+    /// 1 to 20 (default 5).
+    #[serde(default = "default_top_k")]
+    pub top_k: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_top_k() -> u32 {
+    DEFAULT_TOP_K
+}
+
+/// OpenAI's chat completion request; unknown fields (`n`, `tools`, `user`...) are ignored.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct ChatCompletionRequest {
+    #[schema(example = "gpt-4o-mini")]
+    pub model: Option<String>,
+    pub messages: Vec<CompletionMessage>,
+    /// 0 to 2 (default 0.7).
+    pub temperature: Option<f32>,
+    /// 1 to 4096 (default 1024).
+    pub max_tokens: Option<u32>,
+    /// Preferred over `max_tokens` when both are sent, as OpenAI does.
+    pub max_completion_tokens: Option<u32>,
+    #[serde(default)]
+    pub stream: bool,
+    pub stream_options: Option<StreamOptions>,
+    pub ragd: Option<RagOptions>,
+}
+
+impl ChatCompletionRequest {
+    /// The request in the chat service's terms, or every field that cannot be translated.
+    fn params(&self) -> Result<ChatParams, Vec<FieldError>> {
+        let mut problems = Vec::new();
+        let mut messages = Vec::with_capacity(self.messages.len());
+        for (index, message) in self.messages.iter().enumerate() {
+            let role = match message.role.as_str() {
+                "system" | "developer" => Role::System,
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                _ => {
+                    problems.push(FieldError::new(
+                        format!("messages[{index}].role"),
+                        "must be system, developer, user or assistant",
+                    ));
+                    continue;
+                }
+            };
+            match text_of(message.content.as_ref()) {
+                Some(text) => messages.push(ChatMessage::new(role, text)),
+                None => problems.push(FieldError::new(
+                    format!("messages[{index}].content"),
+                    "must be a string or a list of text parts",
+                )),
+            }
+        }
+        let params = ChatParams {
+            messages,
+            model: self.model.clone(),
+            temperature: self.temperature.unwrap_or(DEFAULT_TEMPERATURE),
+            max_tokens: self
+                .max_completion_tokens
+                .or(self.max_tokens)
+                .unwrap_or(DEFAULT_MAX_TOKENS),
+            rag: self
+                .ragd
+                .as_ref()
+                .filter(|rag| rag.use_rag)
+                .map(|rag| RagScope {
+                    document_ids: rag.document_ids.clone(),
+                    top_k: rag.top_k,
+                }),
+        };
+        if problems.is_empty() {
+            problems = params.problems();
+            for problem in &mut problems {
+                if problem.field == "top_k" {
+                    problem.field = "ragd.top_k".to_owned();
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(params)
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn wants_citations(&self) -> bool {
+        self.ragd.as_ref().is_some_and(|rag| rag.use_rag)
+    }
+}
+
+fn text_of(content: Option<&MessageContent>) -> Option<String> {
+    match content? {
+        MessageContent::Text(text) => Some(text.clone()),
+        MessageContent::Parts(parts) => {
+            let mut text = String::new();
+            for part in parts {
+                if part.kind != "text" {
+                    return None;
+                }
+                text.push_str(part.text.as_deref()?);
+            }
+            Some(text)
+        }
+    }
+}
+
+impl Validate for ChatCompletionRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        self.params().err().unwrap_or_default()
+    }
+}
+
+/// OpenAI's `chat.completion` object, plus `citations` when `ragd.use_rag` was asked.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChatCompletion {
+    #[schema(example = "chatcmpl-0190f6a2-7c1e-7d2b-9a44-3f1b8e0c5d21")]
+    pub id: String,
+    #[schema(example = "chat.completion")]
+    pub object: &'static str,
+    /// Unix seconds.
+    pub created: i64,
+    pub model: String,
+    pub choices: Vec<CompletionChoice>,
+    pub usage: UsageView,
+    pub system_fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub citations: Option<Vec<Citation>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CompletionChoice {
+    pub index: u32,
+    pub message: AssistantMessage,
+    #[schema(value_type = Option<Object>)]
+    pub logprobs: Option<Value>,
+    #[schema(example = "stop")]
+    pub finish_reason: &'static str,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AssistantMessage {
+    #[schema(example = "assistant")]
+    pub role: &'static str,
+    pub content: String,
+    pub refusal: Option<String>,
+}
+
+/// Answers like OpenAI's chat completions; with `stream: true`, as `chat.completion.chunk`
+/// events ending in `data: [DONE]` (a last chunk with `usage` first when
+/// `stream_options.include_usage` is set).
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai",
+    security(("bearer" = [])),
+    request_body = ChatCompletionRequest,
+    responses(
+        (status = 200, description = "the completion (or, with `stream: true`, `text/event-stream` of chunks)", body = ChatCompletion),
+        (status = 400, description = "malformed JSON", body = OpenAiErrorResponse),
+        (status = 401, description = "missing, invalid or expired credentials", body = OpenAiErrorResponse),
+        (status = 413, description = "the conversation does not fit the model's context window", body = OpenAiErrorResponse),
+        (status = 422, description = "invalid fields (`param` names the first)", body = OpenAiErrorResponse),
+        (status = 429, description = "rate or token limit reached", body = OpenAiErrorResponse),
+        (status = 502, description = "the provider failed", body = OpenAiErrorResponse),
+        (status = 503, description = "no provider is configured for the model", body = OpenAiErrorResponse),
+        (status = 504, description = "the provider timed out", body = OpenAiErrorResponse),
+    ))]
+async fn chat_completions(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ValidJson(request): ValidJson<ChatCompletionRequest>,
+) -> Result<Response, ApiError> {
+    let params = request.params().map_err(ApiError::validation)?;
+    let citations = request.wants_citations();
+    let id = format!("chatcmpl-{}", Uuid::now_v7());
+    let created = chrono::Utc::now().timestamp();
+    if request.stream {
+        let include_usage = request
+            .stream_options
+            .as_ref()
+            .is_some_and(|options| options.include_usage);
+        let answer = state.chat.stream(user.id, params).await?;
+        return Ok(chunks(
+            answer,
+            Chunking {
+                id,
+                created,
+                citations,
+                include_usage,
+            },
+        ));
+    }
+    let answer = state.chat.complete(user.id, params).await?;
+    let overhead = answer.overhead;
+    let response = Json(ChatCompletion {
+        id,
+        object: "chat.completion",
+        created,
+        model: answer.model,
+        choices: vec![CompletionChoice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant",
+                content: answer.text,
+                refusal: None,
+            },
+            logprobs: None,
+            finish_reason: "stop",
+        }],
+        usage: answer.usage.into(),
+        system_fingerprint: None,
+        citations: citations.then_some(answer.citations),
+    })
+    .into_response();
+    Ok(with_overhead(response, overhead))
+}
+
+struct Chunking {
+    id: String,
+    created: i64,
+    citations: bool,
+    include_usage: bool,
+}
+
+impl Chunking {
+    fn chunk(&self, model: &str, choices: Value, extra: Option<(&str, Value)>) -> Value {
+        let mut chunk = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": model,
+            "system_fingerprint": null,
+            "choices": choices,
+        });
+        if self.include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        if let Some((name, value)) = extra {
+            chunk[name] = value;
+        }
+        chunk
+    }
+
+    fn delta(&self, model: &str, delta: Value, finish_reason: Option<&str>) -> Value {
+        let choices =
+            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]);
+        self.chunk(model, choices, None)
+    }
+}
+
+/// The SSE body of a streamed completion: a role chunk (with `citations` when asked), a
+/// chunk per token as it arrives, a `finish_reason` chunk, the usage chunk when asked, then
+/// `[DONE]`. A provider failure mid-way is one OpenAI-shaped `error` event, and the end.
+fn chunks(answer: ChatStream, how: Chunking) -> Response {
+    let overhead = answer.overhead;
+    let model = answer.model.clone();
+    let mut first = how.delta(&model, json!({"role": "assistant", "content": ""}), None);
+    if how.citations {
+        first["citations"] = json!(answer.citations);
+    }
+    let tail = answer.events.flat_map(move |event| {
+        let events: Vec<String> = match event {
+            ChatEvent::Token(token) => {
+                vec![
+                    how.delta(&model, json!({"content": token}), None)
+                        .to_string(),
+                ]
+            }
+            ChatEvent::Done(summary) => {
+                let mut events = vec![how.delta(&model, json!({}), Some("stop")).to_string()];
+                if how.include_usage {
+                    let usage = json!(UsageView::from(summary.usage));
+                    events.push(
+                        how.chunk(&model, json!([]), Some(("usage", usage)))
+                            .to_string(),
+                    );
+                }
+                events.push("[DONE]".to_owned());
+                events
+            }
+            ChatEvent::Failed(error) => vec![ApiError::from(error).openai_body().to_string()],
+        };
+        stream::iter(events)
+    });
+    let body = stream::once(async move { first.to_string() })
+        .chain(tail)
+        .map(|data| Ok::<_, Infallible>(Event::default().data(data)));
+    let response = Sse::new(body)
+        .keep_alive(KeepAlive::default())
+        .into_response();
+    with_overhead(response, overhead)
+}

@@ -1,0 +1,150 @@
+//! Accounting of one chat call: when it ends (answered, failed, or abandoned by the client)
+//! it queues its usage event, settles its token reservation and writes one log line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::limit::Reservation;
+use super::usage::UsageRecorder;
+use crate::services::llm::{Usage, tokens};
+use crate::store::UsageEvent;
+
+/// How a call ended, as stored in `usage_events.outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Error,
+    Cancelled,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Error => "error",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+pub struct CallAccount {
+    recorder: Arc<UsageRecorder>,
+    reservation: Option<Reservation>,
+    user: Uuid,
+    pub model: String,
+    pub provider: &'static str,
+    started: Instant,
+    /// Counted locally before the call, for calls that end without a provider report.
+    prompt_tokens: u32,
+    /// The answer so far, to count a cut-short answer's tokens.
+    answer: String,
+    first_token: Option<Duration>,
+    citations: usize,
+}
+
+impl CallAccount {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one plain constructor of a record"
+    )]
+    pub fn open(
+        recorder: Arc<UsageRecorder>,
+        reservation: Reservation,
+        user: Uuid,
+        model: String,
+        provider: &'static str,
+        started: Instant,
+        prompt_tokens: u32,
+        citations: usize,
+    ) -> Self {
+        Self {
+            recorder,
+            reservation: Some(reservation),
+            user,
+            model,
+            provider,
+            started,
+            prompt_tokens,
+            answer: String::new(),
+            first_token: None,
+            citations,
+        }
+    }
+
+    /// The provider and model that actually answered (after fallback).
+    pub fn answered_by(&mut self, provider: &'static str, model: String) {
+        self.provider = provider;
+        self.model = model;
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Notes a streamed token.
+    pub fn token(&mut self, text: &str) {
+        if self.first_token.is_none() {
+            self.first_token = Some(self.started.elapsed());
+        }
+        self.answer.push_str(text);
+    }
+
+    /// Ends the call; `usage` is the provider's (or the gateway's count) when it has one.
+    /// Returns the usage recorded.
+    pub fn finish(&mut self, outcome: Outcome, usage: Option<Usage>) -> Usage {
+        let Some(reservation) = self.reservation.take() else {
+            return usage.unwrap_or_default();
+        };
+        let usage = usage.unwrap_or_else(|| {
+            Usage::new(
+                self.prompt_tokens,
+                tokens::count_text(&self.model, &self.answer),
+            )
+        });
+        reservation.settle(usage.total_tokens);
+        let latency = self.started.elapsed();
+        tracing::info!(
+            user_id = %self.user,
+            model = %self.model,
+            provider = self.provider,
+            outcome = outcome.as_str(),
+            prompt_tokens = usage.prompt_tokens,
+            completion_tokens = usage.completion_tokens,
+            citations = self.citations,
+            latency_ms = millis(latency),
+            ttft_ms = self.first_token.map(millis),
+            "chat"
+        );
+        self.recorder.record(UsageEvent {
+            id: Uuid::now_v7(),
+            user_id: self.user,
+            model: self.model.clone(),
+            provider: self.provider.to_owned(),
+            prompt_tokens: saturating_i32(usage.prompt_tokens),
+            completion_tokens: saturating_i32(usage.completion_tokens),
+            latency_ms: millis(latency),
+            ttft_ms: self.first_token.map(millis),
+            outcome: outcome.as_str().to_owned(),
+            created_at: crate::store::now(),
+        });
+        usage
+    }
+}
+
+impl Drop for CallAccount {
+    /// A call dropped before it finished was abandoned: the client went away mid-stream.
+    fn drop(&mut self) {
+        self.finish(Outcome::Cancelled, None);
+    }
+}
+
+fn saturating_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+fn millis(duration: Duration) -> i32 {
+    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
+}

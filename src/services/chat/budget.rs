@@ -1,0 +1,132 @@
+//! Token budgeting: a prompt and its answer must fit the model's context window. Sources
+//! are dropped from the end (the least relevant first) before a request is refused.
+
+use crate::services::llm::{ChatMessage, tokens};
+use crate::services::retrieval::Citation;
+
+/// Used for models not in [`WINDOWS`]: what current open models served by vLLM, llama.cpp
+/// or Ollama usually offer. A server with a smaller window still answers with its own error.
+const DEFAULT_WINDOW: u32 = 32_768;
+
+/// Context windows by model-name prefix, longest prefix first within a family.
+const WINDOWS: &[(&str, u32)] = &[
+    ("gpt-4.1", 1_047_576),
+    ("gpt-5", 400_000),
+    ("gpt-4o", 128_000),
+    ("chatgpt-4o", 128_000),
+    ("gpt-4-turbo", 128_000),
+    ("gpt-4-32k", 32_768),
+    ("gpt-4", 8_192),
+    ("gpt-3.5-turbo", 16_385),
+    ("o1", 200_000),
+    ("o3", 200_000),
+    ("o4", 200_000),
+    ("claude", 200_000),
+    ("anthropic/", 200_000),
+];
+
+/// The context window of `model` (its routable name), in tokens.
+pub fn context_window(model: &str) -> u32 {
+    if model.starts_with("local/") {
+        // The extractive provider reads any amount of context; only the tokenizer bounds it.
+        return u32::MAX;
+    }
+    let name = model.strip_prefix("ollama/").unwrap_or(model);
+    WINDOWS
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map_or(DEFAULT_WINDOW, |(_, window)| *window)
+}
+
+/// A prompt that does not fit, even with every source dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLong {
+    pub prompt_tokens: u32,
+    pub max_tokens: u32,
+    pub window: u32,
+}
+
+/// Keeps as many of `citations` (best first) as fit next to `messages` and `max_tokens` of
+/// answer in `model`'s window; returns how many to keep and the prompt's token count.
+/// `build` renders the prompt for a number of kept sources.
+pub fn fit(
+    model: &str,
+    max_tokens: u32,
+    citations: &[Citation],
+    build: impl Fn(&[Citation]) -> Vec<ChatMessage>,
+) -> Result<(usize, u32), TooLong> {
+    let window = context_window(model);
+    let available = window.saturating_sub(max_tokens);
+    let mut keep = citations.len();
+    loop {
+        let prompt_tokens = tokens::count_messages(model, &build(&citations[..keep]));
+        if prompt_tokens <= available {
+            return Ok((keep, prompt_tokens));
+        }
+        if keep == 0 {
+            return Err(TooLong {
+                prompt_tokens,
+                max_tokens,
+                window,
+            });
+        }
+        keep -= 1;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::services::chat::prompt::grounded;
+    use crate::services::llm::{LOCAL_MODEL, Role};
+
+    fn citation(text: &str) -> Citation {
+        Citation {
+            document_id: Uuid::now_v7(),
+            filename: "f.txt".into(),
+            chunk_index: 0,
+            text: text.into(),
+            score: 1.0,
+            page: None,
+            char_start: 0,
+            char_end: 1,
+        }
+    }
+
+    #[test]
+    fn windows_follow_the_model_family() {
+        assert_eq!(context_window("gpt-4o-mini"), 128_000);
+        assert_eq!(context_window("gpt-4"), 8_192);
+        assert_eq!(context_window("claude-3-5-haiku-latest"), 200_000);
+        assert_eq!(context_window("ollama/llama3.2"), DEFAULT_WINDOW);
+        assert_eq!(context_window(LOCAL_MODEL), u32::MAX);
+    }
+
+    #[test]
+    fn the_least_relevant_sources_are_dropped_first_then_the_request_is_refused() {
+        let messages = vec![ChatMessage::new(Role::User, "word ".repeat(3000))];
+        let build = |kept: &[Citation]| grounded(&messages, kept).0;
+        let sources = vec![
+            citation(&"alpha ".repeat(2000)),
+            citation(&"beta ".repeat(4000)),
+        ];
+
+        let (kept, tokens) = fit("gpt-4", 1024, &sources, build).unwrap();
+        assert_eq!(kept, 1);
+        assert!(tokens + 1024 <= 8_192);
+
+        let (kept, _) = fit("gpt-4o", 1024, &sources, build).unwrap();
+        assert_eq!(kept, 2);
+
+        let huge = vec![ChatMessage::new(Role::User, "word ".repeat(9000))];
+        let refused = fit("gpt-4", 1024, &sources, |kept: &[Citation]| {
+            grounded(&huge, kept).0
+        })
+        .unwrap_err();
+        assert_eq!(refused.window, 8_192);
+        assert!(refused.prompt_tokens > 8_192 - 1024);
+    }
+}

@@ -1,0 +1,161 @@
+//! What a chat asks for, whichever route it came through, and the limits it must respect.
+
+use uuid::Uuid;
+
+use crate::http::error::FieldError;
+use crate::services::llm::ChatMessage;
+
+pub const MAX_MESSAGES: usize = 100;
+pub const MAX_CONTENT_CHARS: usize = 10_000;
+pub const MAX_TEMPERATURE: f32 = 2.0;
+pub const MAX_OUTPUT_TOKENS: u32 = 4096;
+pub const MAX_TOP_K: u32 = 20;
+pub const DEFAULT_TEMPERATURE: f32 = 0.7;
+pub const DEFAULT_MAX_TOKENS: u32 = 1024;
+pub const DEFAULT_TOP_K: u32 = 5;
+
+/// Which of the caller's documents ground the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RagScope {
+    /// Empty: every one of the caller's ready documents.
+    pub document_ids: Vec<Uuid>,
+    pub top_k: u32,
+}
+
+/// A chat request in the service's terms. Routes build it from their wire shapes (ragd's
+/// `ChatRequest`, OpenAI's chat completion) and call [`ChatParams::problems`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatParams {
+    pub messages: Vec<ChatMessage>,
+    /// `None`: the configured default model.
+    pub model: Option<String>,
+    pub temperature: f32,
+    pub max_tokens: u32,
+    /// `None`: answer without retrieval.
+    pub rag: Option<RagScope>,
+}
+
+impl ChatParams {
+    /// Every limit the request breaks, with the field path the client sent.
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut problems = Vec::new();
+        if self.messages.is_empty() || self.messages.len() > MAX_MESSAGES {
+            problems.push(FieldError::new(
+                "messages",
+                format!("must hold 1 to {MAX_MESSAGES} messages"),
+            ));
+        }
+        for (index, message) in self.messages.iter().enumerate() {
+            let chars = message.content.chars().count();
+            if chars == 0 || chars > MAX_CONTENT_CHARS {
+                problems.push(FieldError::new(
+                    format!("messages[{index}].content"),
+                    format!("must be 1 to {MAX_CONTENT_CHARS} characters"),
+                ));
+            }
+        }
+        if !(0.0..=MAX_TEMPERATURE).contains(&self.temperature) {
+            problems.push(FieldError::new(
+                "temperature",
+                format!("must be between 0 and {MAX_TEMPERATURE}"),
+            ));
+        }
+        if !(1..=MAX_OUTPUT_TOKENS).contains(&self.max_tokens) {
+            problems.push(FieldError::new(
+                "max_tokens",
+                format!("must be between 1 and {MAX_OUTPUT_TOKENS}"),
+            ));
+        }
+        if let Some(model) = &self.model
+            && model.trim().is_empty()
+        {
+            problems.push(FieldError::new("model", "must not be empty"));
+        }
+        if let Some(rag) = &self.rag
+            && !(1..=MAX_TOP_K).contains(&rag.top_k)
+        {
+            problems.push(FieldError::new(
+                "top_k",
+                format!("must be between 1 and {MAX_TOP_K}"),
+            ));
+        }
+        problems
+    }
+
+    /// The question retrieval searches for: the last user message.
+    pub fn question(&self) -> &str {
+        self.messages
+            .iter()
+            .rev()
+            .find(|message| message.role == crate::services::llm::Role::User)
+            .map_or("", |message| message.content.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::llm::Role;
+
+    fn params() -> ChatParams {
+        ChatParams {
+            messages: vec![ChatMessage::new(Role::User, "Hi")],
+            model: None,
+            temperature: DEFAULT_TEMPERATURE,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            rag: Some(RagScope {
+                document_ids: Vec::new(),
+                top_k: DEFAULT_TOP_K,
+            }),
+        }
+    }
+
+    fn fields(params: &ChatParams) -> Vec<String> {
+        params.problems().into_iter().map(|p| p.field).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(params().problems().is_empty());
+    }
+
+    #[test]
+    fn each_limit_names_its_field() {
+        let mut bad = params();
+        bad.messages.push(ChatMessage::new(Role::Assistant, ""));
+        bad.messages.push(ChatMessage::new(
+            Role::User,
+            "x".repeat(MAX_CONTENT_CHARS + 1),
+        ));
+        bad.temperature = 2.5;
+        bad.max_tokens = 0;
+        bad.rag = Some(RagScope {
+            document_ids: Vec::new(),
+            top_k: 21,
+        });
+        assert_eq!(
+            fields(&bad),
+            [
+                "messages[1].content",
+                "messages[2].content",
+                "temperature",
+                "max_tokens",
+                "top_k"
+            ]
+        );
+        let none = ChatParams {
+            messages: Vec::new(),
+            ..params()
+        };
+        assert_eq!(fields(&none), ["messages"]);
+    }
+
+    #[test]
+    fn the_question_is_the_last_user_message() {
+        let mut p = params();
+        p.messages.push(ChatMessage::new(Role::Assistant, "Hello"));
+        p.messages.push(ChatMessage::new(Role::User, "Why?"));
+        p.messages.push(ChatMessage::new(Role::Assistant, "..."));
+        assert_eq!(p.question(), "Why?");
+    }
+}

@@ -1,0 +1,98 @@
+//! A streamed chat as the routes see it: the citations up front, then tokens as the provider
+//! sends them, then one summary or one error. Dropping the stream drops the upstream request
+//! (the provider stops generating) and records the call as cancelled.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures::{Stream, StreamExt};
+
+use super::account::{CallAccount, Outcome};
+use crate::services::llm::{EventStream, ProviderError, StreamEvent, Usage};
+use crate::services::retrieval::Citation;
+
+/// What ends a successful answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatSummary {
+    pub usage: Usage,
+    /// The routable model name that answered.
+    pub model: String,
+    pub provider: &'static str,
+    pub processing_time_ms: u64,
+}
+
+#[derive(Debug)]
+pub enum ChatEvent {
+    Token(String),
+    /// The last event of a complete answer.
+    Done(ChatSummary),
+    /// The last event of an answer the provider broke off.
+    Failed(ProviderError),
+}
+
+/// A chat being answered. `events` ends after `Done` or `Failed`.
+pub struct ChatStream {
+    pub citations: Vec<Citation>,
+    pub model: String,
+    pub provider: &'static str,
+    /// ragd's own time until the first token: the whole wait minus the provider's.
+    pub overhead: std::time::Duration,
+    pub events: AnswerStream,
+}
+
+pub struct AnswerStream {
+    upstream: EventStream,
+    account: CallAccount,
+    finished: bool,
+}
+
+impl AnswerStream {
+    pub(super) fn new(upstream: EventStream, account: CallAccount) -> Self {
+        Self {
+            upstream,
+            account,
+            finished: false,
+        }
+    }
+}
+
+impl Stream for AnswerStream {
+    type Item = ChatEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ChatEvent>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        let event = ready!(self.upstream.poll_next_unpin(cx));
+        let this = &mut *self;
+        let event = match event {
+            Some(Ok(StreamEvent::Token(text))) => {
+                this.account.token(&text);
+                return Poll::Ready(Some(ChatEvent::Token(text)));
+            }
+            Some(Ok(StreamEvent::Done { usage })) => {
+                let usage = this.account.finish(Outcome::Success, usage);
+                let elapsed = this.account.elapsed();
+                ChatEvent::Done(ChatSummary {
+                    usage,
+                    model: this.account.model.clone(),
+                    provider: this.account.provider,
+                    processing_time_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                })
+            }
+            Some(Err(error)) => {
+                this.account.finish(Outcome::Error, None);
+                ChatEvent::Failed(error)
+            }
+            None => {
+                let error = ProviderError::StreamCut {
+                    provider: this.account.provider,
+                };
+                this.account.finish(Outcome::Error, None);
+                ChatEvent::Failed(error)
+            }
+        };
+        this.finished = true;
+        Poll::Ready(Some(event))
+    }
+}

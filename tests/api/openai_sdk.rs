@@ -1,0 +1,114 @@
+//! The official OpenAI Python SDK, unchanged, pointed at ragd's /v1: models, a completion, a
+//! stream with usage, `extra_body` RAG, embeddings (the SDK asks for base64) and an error.
+//! Skips with one line when python3 or the `openai` package is absent (never in CI, where
+//! scripts/test.sh installs it).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{Backend, signed_up, spawn_app_with};
+use crate::llm_mock::{COMPLETION_TOKENS, LlmMock, PROMPT_TOKENS, Reply};
+
+const SCRIPT: &str = r#"
+import json, os
+import openai
+from openai import OpenAI
+
+client = OpenAI(base_url=os.environ["RAGD_BASE_URL"], api_key=os.environ["RAGD_API_KEY"], max_retries=0)
+messages = [{"role": "user", "content": "Say hello"}]
+out = {"models": [model.id for model in client.models.list()]}
+
+completion = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+out["content"] = completion.choices[0].message.content
+out["total_tokens"] = completion.usage.total_tokens
+
+parts, usage = [], None
+stream = client.chat.completions.create(
+    model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True})
+for chunk in stream:
+    if chunk.choices and chunk.choices[0].delta.content:
+        parts.append(chunk.choices[0].delta.content)
+    if chunk.usage:
+        usage = chunk.usage.total_tokens
+out["streamed"] = "".join(parts)
+out["stream_total_tokens"] = usage
+
+grounded = client.chat.completions.create(
+    model="gpt-4o-mini", messages=messages, extra_body={"ragd": {"use_rag": True, "top_k": 3}})
+out["citations"] = (grounded.model_extra or {}).get("citations")
+
+embeddings = client.embeddings.create(model=os.environ["RAGD_EMBEDDING_MODEL"], input=["one", "two"])
+out["embedding_lengths"] = [len(item.embedding) for item in embeddings.data]
+
+try:
+    client.chat.completions.create(model="ollama/llama3.2", messages=messages)
+except openai.APIStatusError as error:
+    out["error_status"] = error.status_code
+    out["error_code"] = error.code
+print(json.dumps(out))
+"#;
+
+fn sdk_available() -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", "import openai"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "the openai Python package must be installed in CI (scripts/test.sh installs it)"
+        );
+        eprintln!("skipping: python3 with the openai package is not installed");
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_official_python_sdk_works_unchanged() {
+    if !sdk_available() {
+        return;
+    }
+    let mock = LlmMock::start(Reply::Answer("Hello from the mock")).await;
+    let app = spawn_app_with(Backend::Sqlite, &mock.settings(&[]))
+        .await
+        .unwrap();
+    let token = signed_up(&app, "ada@example.com").await;
+
+    let run = tokio::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .env("RAGD_BASE_URL", app.url("/v1"))
+        .env("RAGD_API_KEY", &token)
+        .env("RAGD_EMBEDDING_MODEL", app.state.embedder.model())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the SDK script finished")
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let total = PROMPT_TOKENS + COMPLETION_TOKENS;
+    assert_eq!(
+        out["models"],
+        serde_json::json!(["gpt-4o-mini", "local/extractive"])
+    );
+    assert_eq!(out["content"], "Hello from the mock");
+    assert_eq!(out["total_tokens"], total);
+    assert_eq!(out["streamed"], "Hello from the mock");
+    assert_eq!(out["stream_total_tokens"], total);
+    assert_eq!(out["citations"], serde_json::json!([]));
+    let dimension = app.state.embedder.dimension();
+    assert_eq!(
+        out["embedding_lengths"],
+        serde_json::json!([dimension, dimension])
+    );
+    assert_eq!(out["error_status"], 503);
+    assert_eq!(out["error_code"], "provider_not_configured");
+}

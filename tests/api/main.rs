@@ -30,3 +30,4 @@ mod search;
 mod shutdown;
 mod store;
 mod user_cli;
+mod ui;

@@ -89,7 +89,8 @@ async fn docs_can_be_turned_off() {
 /// documented route, so neither can be added without telling users.
 #[tokio::test]
 async fn the_readme_names_every_variable_and_every_route() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     for variable in ragd::config::VARIABLES {
         assert!(
             readme.contains(&format!("`{}`", variable.name)),

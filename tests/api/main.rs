@@ -29,5 +29,5 @@ mod rate_limits;
 mod search;
 mod shutdown;
 mod store;
-mod user_cli;
 mod ui;
+mod user_cli;

@@ -3,11 +3,13 @@
 //! which other users of the machine can read in the process list.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use crate::cli::UserCommand;
 use crate::config::Settings;
 use crate::domain::{Email, Password, Role};
 use crate::services::auth::accounts::Accounts;
+use crate::store::Store;
 use crate::{signing_key, store};
 
 /// Runs one user command, writing its report to `out`. `Err` is the message to show.
@@ -18,13 +20,25 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let store = store::connect(&settings).await.map_err(|e| e.to_string())?;
-    let result = match command {
+    let result = execute(&settings, &store, command, stdin, out).await;
+    store.close().await;
+    result
+}
+
+async fn execute(
+    settings: &Settings,
+    store: &Arc<dyn Store>,
+    command: UserCommand,
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    match command {
         UserCommand::Create { email, admin, .. } => {
             let email = Email::parse(&email).map_err(|e| format!("--email {}", e.expected))?;
             let password = Password::parse(read_password(stdin)?)
                 .map_err(|e| format!("password {}", e.expected))?;
             let role = if admin { Role::Admin } else { Role::User };
-            let key = signing_key::resolve(&settings).map_err(|e| e.to_string())?;
+            let key = signing_key::resolve(settings).map_err(|e| e.to_string())?;
             let accounts = Accounts::new(store.clone(), &key, settings.access_token_ttl, true);
             let user = accounts
                 .create(email, password, role)
@@ -60,9 +74,7 @@ pub async fn run(
                 .map_err(|e| e.to_string())?;
             writeln!(out, "deleted {email} and everything they owned").map_err(|e| e.to_string())
         }
-    };
-    store.close().await;
-    result
+    }
 }
 
 /// The whole of standard input, less one trailing line break (what `echo` or a here-string

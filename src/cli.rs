@@ -34,6 +34,11 @@ pub enum Command {
         #[arg(long, short)]
         recursive: bool,
     },
+    /// Manage accounts (no server needed; works on the configured database).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -47,4 +52,27 @@ pub enum ConfigCommand {
     Check,
     /// Print a commented .env.example with every variable, its meaning and default.
     Example,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (the only way: arguments are visible to
+        /// other users in the process list).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Give the account the `admin` role.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List every account: id, email, role, creation time.
+    List,
+    /// Delete an account and everything it owns.
+    Delete {
+        /// The account's email.
+        email: String,
+    },
 }

@@ -29,3 +29,5 @@ pub mod signing_key;
 pub mod store;
 /// Logs and metrics.
 pub mod telemetry;
+/// The `ragd user` account-management commands.
+pub mod user_command;

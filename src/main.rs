@@ -50,6 +50,10 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
                 failed => Err(format!("{failed} file(s) failed")),
             }
         }
+        Command::User { command } => {
+            let mut out = std::io::stdout().lock();
+            ragd::user_command::run(settings, command, &mut std::io::stdin().lock(), &mut out).await
+        }
         Command::Config {
             command: ConfigCommand::Example,
         } => {

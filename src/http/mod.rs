@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     if settings.docs_enabled {
         app = app.merge(routes::docs::router(openapi));
     }
+    app = app.merge(routes::ui::router());
     apply_layers(app.with_state(state), &settings)
 }
 

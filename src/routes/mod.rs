@@ -10,6 +10,7 @@ pub mod health;
 pub mod metrics;
 pub mod openai;
 pub mod search;
+pub mod ui;
 
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};

@@ -84,3 +84,25 @@ async fn docs_can_be_turned_off() {
         assert_eq!(app.get(path).await.status(), 404, "{path}");
     }
 }
+
+/// The README is the user's manual: it names every configuration variable and shows every
+/// documented route, so neither can be added without telling users.
+#[tokio::test]
+async fn the_readme_names_every_variable_and_every_route() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for variable in ragd::config::VARIABLES {
+        assert!(
+            readme.contains(&format!("`{}`", variable.name)),
+            "README.md does not name {}",
+            variable.name
+        );
+    }
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
+    for path in doc["paths"].as_object().unwrap().keys() {
+        // `/api/v1/documents/{id}` is shown with a real id or a shell variable in examples.
+        let prefix = path.split('{').next().unwrap_or(path);
+        assert!(readme.contains(prefix), "README.md does not show {path}");
+    }
+}

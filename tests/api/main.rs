@@ -29,3 +29,5 @@ mod rate_limits;
 mod search;
 mod shutdown;
 mod store;
+mod ui;
+mod user_cli;

@@ -75,11 +75,24 @@ async fn the_official_python_sdk_works_unchanged() {
         .await
         .unwrap();
     let token = signed_up(&app, "ada@example.com").await;
+    let created: Value = app
+        .client
+        .post(app.url("/api/v1/auth/api-keys"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "sdk"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api_key = created["key"].as_str().unwrap();
+    assert!(api_key.starts_with("rk_"));
 
     let run = tokio::process::Command::new("python3")
         .args(["-c", SCRIPT])
         .env("RAGD_BASE_URL", app.url("/v1"))
-        .env("RAGD_API_KEY", &token)
+        .env("RAGD_API_KEY", api_key)
         .env("RAGD_EMBEDDING_MODEL", app.state.embedder.model())
         .kill_on_drop(true)
         .output();

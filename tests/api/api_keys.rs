@@ -24,26 +24,13 @@ async fn new_key(app: &TestApp, token: &str, name: &str) -> Value {
 }
 
 async fn list_keys(app: &TestApp, token: &str) -> reqwest::Response {
-    app.client
-        .get(app.url("/api/v1/auth/api-keys"))
-        .bearer_auth(token)
-        .send()
+    app.authed(reqwest::Method::GET, "/api/v1/auth/api-keys", token)
         .await
-        .unwrap()
 }
 
 async fn revoke(app: &TestApp, token: &str, id: &str) -> reqwest::Response {
     app.client
         .delete(app.url(&format!("/api/v1/auth/api-keys/{id}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn me(app: &TestApp, token: &str) -> reqwest::Response {
-    app.client
-        .get(app.url("/api/v1/auth/me"))
         .bearer_auth(token)
         .send()
         .await
@@ -62,7 +49,7 @@ async fn a_key_is_shown_once_works_as_a_bearer_token_and_is_refused_once_revoked
     assert_eq!(created["name"], "laptop scripts");
     assert!(created["created_at"].is_string());
 
-    let account: Value = me(&app, &key).await.json().await.unwrap();
+    let account: Value = app.me(&key).await.json().await.unwrap();
     assert_eq!(account["email"], "ada@example.com");
 
     let listed: Value = list_keys(&app, &key).await.json().await.unwrap();
@@ -77,7 +64,7 @@ async fn a_key_is_shown_once_works_as_a_bearer_token_and_is_refused_once_revoked
     );
 
     assert_eq!(revoke(&app, &jwt, &id).await.status(), 204);
-    let refused = me(&app, &key).await;
+    let refused = app.me(&key).await;
     assert_eq!(refused.headers()["www-authenticate"], "Bearer");
     assert_error(refused, 401, "unauthorized").await;
     assert_error(revoke(&app, &jwt, &id).await, 404, "not_found").await;
@@ -109,7 +96,7 @@ async fn last_used_at_appears_after_a_flush_not_per_request(backend: Backend) {
     assert_eq!(listed["items"][0]["last_used_at"], Value::Null);
 
     for _ in 0..3 {
-        assert_eq!(me(&app, &key).await.status(), 200);
+        assert_eq!(app.me(&key).await.status(), 200);
     }
     // The uses wait in memory for the flusher; flushing now writes them in one batch.
     assert_eq!(app.state.accounts.flush_key_usage().await.unwrap(), 1);
@@ -145,15 +132,15 @@ async fn a_revoked_key_is_refused_at_once_by_another_replica() {
     let created = new_key(&first, &jwt, "shared").await;
     let key = created["key"].as_str().unwrap();
 
-    assert_eq!(me(&second, key).await.status(), 200);
+    assert_eq!(second.me(key).await.status(), 200);
     assert_eq!(
         revoke(&first, &jwt, created["id"].as_str().unwrap())
             .await
             .status(),
         204
     );
-    assert_error(me(&second, key).await, 401, "unauthorized").await;
-    assert_error(me(&first, key).await, 401, "unauthorized").await;
+    assert_error(second.me(key).await, 401, "unauthorized").await;
+    assert_error(first.me(key).await, 401, "unauthorized").await;
 }
 
 async fn another_users_keys_are_not_found(backend: Backend) {
@@ -169,7 +156,7 @@ async fn another_users_keys_are_not_found(backend: Backend) {
     assert_eq!(listed["items"], json!([]));
     assert_error(revoke(&app, &bob, id).await, 404, "not_found").await;
     // Ada's key survived Bob's attempt.
-    assert_eq!(me(&app, adas["key"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(app.me(adas["key"].as_str().unwrap()).await.status(), 200);
     let listed: Value = list_keys(&app, &ada).await.json().await.unwrap();
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 }
@@ -222,7 +209,7 @@ async fn bad_key_requests_are_refused_in_the_error_shape_and_store_nothing() {
 async fn a_well_formed_key_that_was_never_issued_is_refused() {
     let app = spawn_app().await;
     let forged = format!("rk_{}", "0".repeat(64));
-    assert_error(me(&app, &forged).await, 401, "unauthorized").await;
+    assert_error(app.me(&forged).await, 401, "unauthorized").await;
 }
 
 #[tokio::test]

@@ -17,15 +17,6 @@ async fn register(app: &TestApp, body: Value) -> reqwest::Response {
         .unwrap()
 }
 
-async fn me(app: &TestApp, token: &str) -> reqwest::Response {
-    app.client
-        .get(app.url("/api/v1/auth/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn registers_logs_in_and_reads_its_account(backend: Backend) {
     let Some(app) = spawn_app_with(backend, &[]).await else {
         return;
@@ -54,7 +45,7 @@ async fn registers_logs_in_and_reads_its_account(backend: Backend) {
     assert_eq!(token["token_type"], "bearer");
     assert!(token["expires_in"].as_u64().unwrap() > 0);
 
-    let response = me(&app, token["access_token"].as_str().unwrap()).await;
+    let response = app.me(token["access_token"].as_str().unwrap()).await;
     assert_eq!(response.status(), 200);
     let account: Value = response.json().await.unwrap();
     assert_eq!(account["id"], created["id"]);
@@ -86,7 +77,7 @@ async fn the_oauth2_password_form_logs_in_too() {
     assert_eq!(response.status(), 200);
     let token: Value = response.json().await.unwrap();
     assert_eq!(
-        me(&app, token["access_token"].as_str().unwrap())
+        app.me(token["access_token"].as_str().unwrap())
             .await
             .status(),
         200
@@ -208,7 +199,7 @@ async fn protected_routes_need_a_valid_bearer_token() {
         ("api-key shaped", format!("rk_{}", "0".repeat(64))),
     ];
     for (case, forged) in cases {
-        let response = me(&app, &forged).await;
+        let response = app.me(&forged).await;
         assert_eq!(response.status(), 401, "{case}");
         assert_eq!(response.headers()["www-authenticate"], "Bearer", "{case}");
         assert_error(response, 401, "unauthorized").await;
@@ -216,7 +207,7 @@ async fn protected_routes_need_a_valid_bearer_token() {
     let missing = app.get("/api/v1/auth/me").await;
     assert_error(missing, 401, "unauthorized").await;
     assert_eq!(
-        me(&app, &token).await.status(),
+        app.me(&token).await.status(),
         200,
         "the real token still works"
     );
@@ -233,13 +224,13 @@ async fn a_deleted_users_token_stops_working() {
         .unwrap()
         .unwrap();
     assert!(app.store().delete_user(user.id).await.unwrap());
-    assert_error(me(&app, &token).await, 401, "unauthorized").await;
+    assert_error(app.me(&token).await, 401, "unauthorized").await;
 }
 
 #[tokio::test]
 async fn auth_failures_are_counted_by_reason() {
     let app = spawn_app().await;
-    me(&app, "garbage").await;
+    app.me("garbage").await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains(r#"auth_failures_total{reason="malformed"}"#),

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::helpers::{Backend, TestApp, assert_error, signed_up, spawn_app, spawn_app_with};
 use crate::llm_mock::{COMPLETION_TOKENS, LlmMock, PROMPT_TOKENS, Reply};
@@ -46,25 +45,11 @@ async fn app_with_mock(reply: Reply, extra: &[(&str, &str)]) -> (TestApp, LlmMoc
     (app, mock, token)
 }
 
-async fn user_id(app: &TestApp, token: &str) -> Uuid {
-    let me: Value = app
-        .client
-        .get(app.url("/api/v1/auth/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    me["id"].as_str().unwrap().parse().unwrap()
-}
-
 /// The caller's usage rows, after the batching writer has written what it holds.
 async fn usage_rows(app: &TestApp, token: &str) -> Vec<ragd::store::UsageEvent> {
     app.state.chat.usage().flush().await;
     app.store()
-        .list_usage(user_id(app, token).await, 100)
+        .list_usage(app.user_id(token).await, 100)
         .await
         .unwrap()
 }

@@ -90,15 +90,6 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    async fn authed(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::Response {
-        self.client
-            .request(method, self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request sent")
-    }
-
     async fn document(&self, token: &str, id: &str) -> reqwest::Response {
         self.authed(
             reqwest::Method::GET,
@@ -134,16 +125,6 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    async fn user_id(&self, token: &str) -> Uuid {
-        let me: Value = self
-            .authed(reqwest::Method::GET, "/api/v1/auth/me", token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        me["id"].as_str().unwrap().parse().unwrap()
     }
 
     fn stored_files(&self) -> Vec<String> {

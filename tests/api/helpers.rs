@@ -139,6 +139,48 @@ impl TestApp {
         self.state.store.clone()
     }
 
+    /// A request with `token` as its bearer credential.
+    pub async fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `GET /api/v1/auth/me` as `token`.
+    pub async fn me(&self, token: &str) -> reqwest::Response {
+        self.authed(reqwest::Method::GET, "/api/v1/auth/me", token)
+            .await
+    }
+
+    /// The id of the user `token` belongs to.
+    pub async fn user_id(&self, token: &str) -> uuid::Uuid {
+        let me: serde_json::Value = self.me(token).await.json().await.expect("an account");
+        me["id"].as_str().expect("an id").parse().expect("a UUID")
+    }
+
+    /// Creates an API key named `name` for the owner of `token` and returns the key.
+    pub async fn new_api_key(&self, token: &str, name: &str) -> String {
+        let response = self
+            .client
+            .post(self.url("/api/v1/auth/api-keys"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 201, "create API key {name}");
+        let created: serde_json::Value = response.json().await.expect("a key body");
+        created["key"].as_str().expect("a key").to_owned()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

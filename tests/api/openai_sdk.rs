@@ -75,18 +75,7 @@ async fn the_official_python_sdk_works_unchanged() {
         .await
         .unwrap();
     let token = signed_up(&app, "ada@example.com").await;
-    let created: Value = app
-        .client
-        .post(app.url("/api/v1/auth/api-keys"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "sdk"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let api_key = created["key"].as_str().unwrap();
+    let api_key = &app.new_api_key(&token, "sdk").await;
     assert!(api_key.starts_with("rk_"));
 
     let run = tokio::process::Command::new("python3")

@@ -13,15 +13,6 @@ const SECRET: &str = "test-secret-key-that-is-long-enough-for-hs256-0123456789";
 /// Nothing listens on port 1: every Redis round trip is refused at once.
 const DEAD_REDIS: &str = "redis://127.0.0.1:1";
 
-async fn me(app: &TestApp, token: &str) -> reqwest::Response {
-    app.client
-        .get(app.url("/api/v1/auth/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// A user and an access token made through the service, not HTTP: with Redis shared by every
 /// test, the per-address limit on the public auth routes would mix tests together.
 async fn direct_token(app: &TestApp, email: &str) -> String {
@@ -54,13 +45,13 @@ fn header(response: &reqwest::Response, name: &str) -> u64 {
 /// `limit` requests pass with counting-down headers, the next is 429 with `Retry-After`.
 async fn admits_exactly_the_limit_then_429(app: &TestApp, token: &str, limit: u64) {
     for n in 1..=limit {
-        let response = me(app, token).await;
+        let response = app.me(token).await;
         assert_eq!(response.status(), 200, "request {n}");
         assert_eq!(header(&response, "x-ratelimit-limit"), limit);
         assert_eq!(header(&response, "x-ratelimit-remaining"), limit - n);
         assert!(header(&response, "x-ratelimit-reset") <= 60);
     }
-    let refused = me(app, token).await;
+    let refused = app.me(token).await;
     let retry_after = header(&refused, "retry-after");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert_eq!(header(&refused, "x-ratelimit-limit"), limit);
@@ -78,7 +69,7 @@ async fn the_memory_limiter_admits_exactly_the_limit_per_user_then_429() {
     admits_exactly_the_limit_then_429(&app, &ada, 3).await;
     // Another user has their own quota.
     let bob = direct_token(&app, "bob@example.com").await;
-    assert_eq!(me(&app, &bob).await.status(), 200);
+    assert_eq!(app.me(&bob).await.status(), 200);
     // Operations routes are never limited and carry no limit headers.
     for _ in 0..5 {
         let health = app.get("/health").await;
@@ -101,23 +92,12 @@ async fn an_api_key_counts_against_its_owners_quota() {
         .await
         .unwrap();
     let jwt = direct_token(&app, "ada@example.com").await;
-    let created: Value = app
-        .client
-        .post(app.url("/api/v1/auth/api-keys"))
-        .bearer_auth(&jwt)
-        .json(&json!({"name": "ci"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = created["key"].as_str().unwrap();
+    let key = &app.new_api_key(&jwt, "ci").await;
     for _ in 0..3 {
-        assert_eq!(me(&app, key).await.status(), 200);
+        assert_eq!(app.me(key).await.status(), 200);
     }
-    assert_error(me(&app, key).await, 429, "rate_limited").await;
-    assert_error(me(&app, &jwt).await, 429, "rate_limited").await;
+    assert_error(app.me(key).await, 429, "rate_limited").await;
+    assert_error(app.me(&jwt).await, 429, "rate_limited").await;
 }
 
 #[tokio::test]
@@ -225,7 +205,7 @@ async fn two_replicas_sharing_redis_admit_the_limit_once_between_them() {
     let mut admitted = 0;
     for n in 0..10 {
         let replica = if n % 2 == 0 { &first } else { &second };
-        match me(replica, &token).await.status().as_u16() {
+        match replica.me(&token).await.status().as_u16() {
             200 => admitted += 1,
             429 => {}
             other => panic!("unexpected {other}"),
@@ -248,7 +228,7 @@ async fn redis_down_with_fail_open_admits_unlimited_and_reports_degraded() {
     .unwrap();
     let token = direct_token(&app, "ada@example.com").await;
     for _ in 0..3 {
-        let response = me(&app, &token).await;
+        let response = app.me(&token).await;
         assert_eq!(response.status(), 200);
         assert!(!response.headers().contains_key("x-ratelimit-limit"));
     }
@@ -269,7 +249,7 @@ async fn redis_down_with_fail_closed_answers_503_in_the_error_shape() {
     .await
     .unwrap();
     let token = direct_token(&app, "ada@example.com").await;
-    let refused = me(&app, &token).await;
+    let refused = app.me(&token).await;
     assert!(refused.headers().contains_key("retry-after"));
     assert_error(refused, 503, "rate_limiter_unavailable").await;
     let login = app

@@ -64,17 +64,7 @@ pub struct Caller {
 
 pub async fn caller(app: &TestApp, email: &str) -> Caller {
     let token = signed_up(app, email).await;
-    let me: Value = app
-        .client
-        .get(app.url("/api/v1/auth/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = me["id"].as_str().unwrap().parse().unwrap();
+    let id = app.user_id(&token).await;
     Caller { token, id }
 }
 

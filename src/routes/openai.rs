@@ -345,7 +345,7 @@ async fn chat_completions(
                 refusal: None,
             },
             logprobs: None,
-            finish_reason: "stop",
+            finish_reason: answer.finish.as_openai(),
         }],
         usage: answer.usage.into(),
         system_fingerprint: None,
@@ -407,7 +407,10 @@ fn chunks(answer: ChatStream, how: Chunking) -> Response {
                 ]
             }
             ChatEvent::Done(summary) => {
-                let mut events = vec![how.delta(&model, json!({}), Some("stop")).to_string()];
+                let mut events = vec![
+                    how.delta(&model, json!({}), Some(summary.finish.as_openai()))
+                        .to_string(),
+                ];
                 if how.include_usage {
                     let usage = json!(UsageView::from(summary.usage));
                     events.push(

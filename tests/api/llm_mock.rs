@@ -19,6 +19,8 @@ use tokio::sync::Notify;
 pub enum Reply {
     /// This text (streamed word by word), with usage 11 prompt / 7 completion tokens.
     Answer(&'static str),
+    /// Like `Answer`, but cut at `max_tokens` (`finish_reason: "length"`).
+    Truncated(&'static str),
     /// This status with an OpenAI error body.
     Status(u16),
     /// Never answers.
@@ -94,19 +96,29 @@ impl LlmMock {
 async fn answer(reply: Reply, body: &Value, dropped: Arc<Notify>) -> Response {
     let model = body["model"].as_str().unwrap_or("unknown").to_owned();
     let streamed = body["stream"] == true;
+    let finish = if matches!(reply, Reply::Truncated(_)) {
+        "length"
+    } else {
+        "stop"
+    };
     match reply {
-        Reply::Answer(text) if !streamed => Json(json!({
+        Reply::Answer(text) | Reply::Truncated(text) if !streamed => Json(json!({
             "id": "chatcmpl-mock",
             "object": "chat.completion",
             "created": 1,
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
             "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
                 "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}
         }))
         .into_response(),
-        Reply::Answer(text) => {
+        Reply::Answer(text) | Reply::Truncated(text) => {
             let mut frames: Vec<String> = words(text).map(|word| chunk(&model, &word)).collect();
+            frames.push(format!(
+                "data: {}\n\n",
+                json!({"object": "chat.completion.chunk", "model": model,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+            ));
             frames.push(format!(
                 "data: {}\n\n",
                 json!({"object": "chat.completion.chunk", "model": model, "choices": [],

@@ -190,6 +190,27 @@ async fn a_streamed_completion_sends_chunks_then_usage_then_done() {
 }
 
 #[tokio::test]
+async fn an_answer_cut_at_max_tokens_has_finish_reason_length() {
+    let (app, _mock, token) = app_with_mock(Reply::Truncated("Hi there")).await;
+    let body: Value = post(&app, &token, "/v1/chat/completions", &hello())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+
+    let mut request = hello();
+    request["stream"] = json!(true);
+    let events = sse_data(post(&app, &token, "/v1/chat/completions", &request).await).await;
+    let reasons: Vec<&Value> = events
+        .iter()
+        .filter_map(|event| event["choices"][0].get("finish_reason"))
+        .filter(|reason| !reason.is_null())
+        .collect();
+    assert_eq!(reasons, [&json!("length")], "{events:?}");
+}
+
+#[tokio::test]
 async fn v1_failures_use_openai_error_shape() {
     let (app, _mock, token) = app_with_mock(Reply::Status(500)).await;
 

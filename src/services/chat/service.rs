@@ -15,7 +15,7 @@ use super::prompt::grounded;
 use super::stream::{AnswerStream, ChatStream};
 use super::usage::UsageRecorder;
 use crate::http::error::FieldError;
-use crate::services::llm::{CompletionRequest, LlmGateway, ProviderError, Usage};
+use crate::services::llm::{CompletionRequest, FinishReason, LlmGateway, ProviderError, Usage};
 use crate::services::retrieval::Citation;
 
 /// Why a chat was not answered.
@@ -47,6 +47,8 @@ pub struct ChatAnswer {
     pub text: String,
     pub citations: Vec<Citation>,
     pub usage: Usage,
+    /// Whether the answer ended or was cut at `max_tokens`.
+    pub finish: FinishReason,
     /// The routable model name that answered (a fallback model when the asked one failed).
     pub model: String,
     pub provider: &'static str,
@@ -117,6 +119,7 @@ impl ChatService {
                 Ok(ChatAnswer {
                     overhead: overhead(account.elapsed(), upstream),
                     text: routed.value.text,
+                    finish: routed.value.finish,
                     citations,
                     usage,
                     model: routed.model,

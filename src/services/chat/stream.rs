@@ -8,13 +8,15 @@ use std::task::{Context, Poll, ready};
 use futures::{Stream, StreamExt};
 
 use super::account::{CallAccount, Outcome};
-use crate::services::llm::{EventStream, ProviderError, StreamEvent, Usage};
+use crate::services::llm::{EventStream, FinishReason, ProviderError, StreamEvent, Usage};
 use crate::services::retrieval::Citation;
 
 /// What ends a successful answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatSummary {
     pub usage: Usage,
+    /// Whether the answer ended or was cut at `max_tokens`.
+    pub finish: FinishReason,
     /// The routable model name that answered.
     pub model: String,
     pub provider: &'static str,
@@ -70,11 +72,12 @@ impl Stream for AnswerStream {
                 this.account.token(&text);
                 return Poll::Ready(Some(ChatEvent::Token(text)));
             }
-            Some(Ok(StreamEvent::Done { usage })) => {
+            Some(Ok(StreamEvent::Done { usage, finish })) => {
                 let usage = this.account.finish(Outcome::Success, usage);
                 let elapsed = this.account.elapsed();
                 ChatEvent::Done(ChatSummary {
                     usage,
+                    finish,
                     model: this.account.model.clone(),
                     provider: this.account.provider,
                     processing_time_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),

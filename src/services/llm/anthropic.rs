@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::framing::{Frame, decode_events, lines, sse_events};
 use super::http::{LlmHttp, Upstream};
 use super::{
-    Completion, CompletionRequest, EventStream, LlmProvider, ModelInfo, ProviderError, Role, Usage,
+    Completion, CompletionRequest, EventStream, FinishReason, LlmProvider, ModelInfo,
+    ProviderError, Role, Usage,
 };
 use crate::secret::Secret;
 
@@ -126,6 +127,7 @@ struct MessageResponse {
     model: Option<String>,
     content: Vec<ContentBlock>,
     usage: WireUsage,
+    stop_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -148,6 +150,7 @@ enum StreamPayload {
         delta: BlockDelta,
     },
     MessageDelta {
+        delta: Option<MessageDeltaBody>,
         usage: Option<WireUsage>,
     },
     MessageStop,
@@ -156,6 +159,11 @@ enum StreamPayload {
     },
     #[serde(other)]
     Other,
+}
+
+#[derive(Deserialize)]
+struct MessageDeltaBody {
+    stop_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +204,7 @@ struct WireModel {
 struct StreamUsage {
     input_tokens: Option<u32>,
     output_tokens: Option<u32>,
+    finish: FinishReason,
 }
 
 impl StreamUsage {
@@ -220,12 +229,18 @@ fn decode_event(data: &str, usage: &mut StreamUsage) -> Result<Frame, ProviderEr
             delta: BlockDelta::TextDelta { text },
         } if !text.is_empty() => Frame::Token(text),
         StreamPayload::MessageDelta {
-            usage: Some(reported),
+            delta,
+            usage: reported,
         } => {
-            usage.output_tokens = Some(reported.output_tokens);
+            if let Some(reported) = reported {
+                usage.output_tokens = Some(reported.output_tokens);
+            }
+            if let Some(reason) = delta.and_then(|delta| delta.stop_reason) {
+                usage.finish = FinishReason::from_provider(Some(&reason));
+            }
             Frame::Ignore
         }
-        StreamPayload::MessageStop => Frame::Done(usage.report()),
+        StreamPayload::MessageStop => Frame::Done(usage.report(), usage.finish),
         StreamPayload::Error { error } => {
             let status = if error.kind == "overloaded_error" {
                 OVERLOADED_STATUS
@@ -262,6 +277,7 @@ impl LlmProvider for AnthropicProvider {
             text,
             usage: Usage::new(response.usage.input_tokens, response.usage.output_tokens),
             model: response.model.unwrap_or_else(|| req.model.clone()),
+            finish: FinishReason::from_provider(response.stop_reason.as_deref()),
         })
     }
 
@@ -403,7 +419,8 @@ mod tests {
                 StreamEvent::Token("Hel".into()),
                 StreamEvent::Token("lo".into()),
                 StreamEvent::Done {
-                    usage: Some(Usage::new(25, 7))
+                    usage: Some(Usage::new(25, 7)),
+                    finish: FinishReason::Stop,
                 },
             ]
         );

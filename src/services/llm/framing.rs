@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
-use super::{EventStream, ProviderError, StreamEvent, Usage};
+use super::{EventStream, FinishReason, ProviderError, StreamEvent, Usage};
 
 /// Longest line accepted from a provider; a longer one means a broken or hostile upstream.
 const MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -114,8 +114,8 @@ pub enum Frame {
     Token(String),
     /// Nothing for the caller (role announcements, pings, usage-only chunks).
     Ignore,
-    /// The provider finished, reporting this usage (if it reported any).
-    Done(Option<Usage>),
+    /// The provider finished, reporting this usage (if it reported any) and why it stopped.
+    Done(Option<Usage>, FinishReason),
 }
 
 /// Turns a provider's frames into stream events with `decode`. The stream ends after the
@@ -142,7 +142,9 @@ where
                 Ok(Frame::Token(text)) => {
                     return Some((Ok(StreamEvent::Token(text)), Some((frames, decode))));
                 }
-                Ok(Frame::Done(usage)) => return Some((Ok(StreamEvent::Done { usage }), None)),
+                Ok(Frame::Done(usage, finish)) => {
+                    return Some((Ok(StreamEvent::Done { usage, finish }), None));
+                }
                 Err(error) => return Some((Err(error), None)),
             }
         }

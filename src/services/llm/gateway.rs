@@ -356,7 +356,7 @@ mod tests {
 
     use super::*;
     use crate::services::llm::test_support::*;
-    use crate::services::llm::{Usage, tokens};
+    use crate::services::llm::{FinishReason, Usage, tokens};
 
     fn settings() -> LlmSettings {
         LlmSettings {
@@ -565,7 +565,8 @@ mod tests {
         assert_eq!(
             events.last(),
             Some(&StreamEvent::Done {
-                usage: Some(Usage::new(5, 2))
+                usage: Some(Usage::new(5, 2)),
+                finish: FinishReason::Stop,
             })
         );
     }
@@ -637,7 +638,8 @@ mod tests {
         assert_eq!(
             events.last(),
             Some(&StreamEvent::Done {
-                usage: Some(expected)
+                usage: Some(expected),
+                finish: FinishReason::Stop,
             })
         );
         assert_eq!(expected.completion_tokens, 2);

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use super::{
-    Completion, CompletionRequest, ContextSource, EventStream, LlmProvider, ModelInfo,
-    ProviderError, Role, StreamEvent, Usage, tokens,
+    Completion, CompletionRequest, ContextSource, EventStream, FinishReason, LlmProvider,
+    ModelInfo, ProviderError, Role, StreamEvent, Usage, tokens,
 };
 
 const PROVIDER: &str = "local";
@@ -210,6 +210,7 @@ impl LlmProvider for LocalProvider {
             usage: usage(req, &text),
             text,
             model: MODEL_NAME.to_owned(),
+            finish: FinishReason::Stop,
         })
     }
 
@@ -219,6 +220,7 @@ impl LlmProvider for LocalProvider {
         let text = answer(req);
         let done = StreamEvent::Done {
             usage: Some(usage(req, &text)),
+            finish: FinishReason::Stop,
         };
         let words: Vec<_> = text
             .split_inclusive(char::is_whitespace)
@@ -360,7 +362,8 @@ mod tests {
         assert_eq!(
             *last,
             StreamEvent::Done {
-                usage: Some(whole.usage)
+                usage: Some(whole.usage),
+                finish: FinishReason::Stop,
             }
         );
     }

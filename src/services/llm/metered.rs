@@ -62,7 +62,7 @@ impl MeteredStream {
                 self.answer.push_str(&text);
                 Some(Ok(StreamEvent::Token(text)))
             }
-            Ok(StreamEvent::Done { usage }) => {
+            Ok(StreamEvent::Done { usage, finish }) => {
                 self.finished = true;
                 let usage = usage.unwrap_or_else(|| {
                     tokens::estimate_usage(
@@ -75,7 +75,10 @@ impl MeteredStream {
                     .first_token_at
                     .map_or_else(|| self.metrics.elapsed(), |at| at.elapsed());
                 self.metrics.success(usage, generation);
-                Some(Ok(StreamEvent::Done { usage: Some(usage) }))
+                Some(Ok(StreamEvent::Done {
+                    usage: Some(usage),
+                    finish,
+                }))
             }
             Err(error) => {
                 self.finished = true;

@@ -98,6 +98,35 @@ impl Usage {
     }
 }
 
+/// Why the model stopped: clients (the OpenAI SDKs' `finish_reason`) need to know whether an
+/// answer is whole or was cut at `max_tokens`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model ended its answer.
+    #[default]
+    Stop,
+    /// The answer hit `max_tokens`.
+    Length,
+}
+
+impl FinishReason {
+    /// From a provider's own word: OpenAI's and Ollama's `length`, Anthropic's `max_tokens`.
+    pub fn from_provider(reason: Option<&str>) -> Self {
+        match reason {
+            Some("length" | "max_tokens") => Self::Length,
+            _ => Self::Stop,
+        }
+    }
+
+    /// The spelling of OpenAI's `finish_reason`.
+    pub fn as_openai(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+        }
+    }
+}
+
 /// A whole answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
@@ -105,6 +134,7 @@ pub struct Completion {
     pub usage: Usage,
     /// The model name the provider reports having used.
     pub model: String,
+    pub finish: FinishReason,
 }
 
 /// One event of a streamed answer. A stream ends with exactly one `Done`, or with an error.
@@ -115,6 +145,7 @@ pub enum StreamEvent {
     /// itself, so streams from [`LlmGateway::stream`] always carry `Some`.
     Done {
         usage: Option<Usage>,
+        finish: FinishReason,
     },
 }
 

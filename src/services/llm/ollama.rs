@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::framing::{Frame, decode_events, lines};
 use super::http::{LlmHttp, Upstream};
 use super::{
-    ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, LlmProvider,
-    ModelInfo, ProviderError, RemoteEmbedder, Usage, tokens,
+    ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, FinishReason,
+    LlmProvider, ModelInfo, ProviderError, RemoteEmbedder, Usage, tokens,
 };
 
 const PROVIDER: &str = "ollama";
@@ -73,6 +73,7 @@ struct ChatLine {
     done: bool,
     prompt_eval_count: Option<u32>,
     eval_count: Option<u32>,
+    done_reason: Option<String>,
     error: Option<String>,
 }
 
@@ -133,7 +134,8 @@ fn decode_line(line: &str) -> Result<Frame, ProviderError> {
         return Err(in_stream_error(error));
     }
     if line.done {
-        return Ok(Frame::Done(line.usage()));
+        let finish = FinishReason::from_provider(line.done_reason.as_deref());
+        return Ok(Frame::Done(line.usage(), finish));
     }
     match line.message {
         Some(message) if !message.content.is_empty() => Ok(Frame::Token(message.content)),
@@ -153,6 +155,7 @@ impl LlmProvider for OllamaProvider {
             return Err(in_stream_error(error));
         }
         let usage = answer.usage();
+        let finish = FinishReason::from_provider(answer.done_reason.as_deref());
         let text = answer
             .message
             .map(|message| message.content)
@@ -162,6 +165,7 @@ impl LlmProvider for OllamaProvider {
                 .unwrap_or_else(|| tokens::estimate_usage(&req.model, &req.messages, &text)),
             text,
             model: answer.model.unwrap_or_else(|| req.model.clone()),
+            finish,
         })
     }
 
@@ -311,7 +315,8 @@ mod tests {
                 StreamEvent::Token("Hel".into()),
                 StreamEvent::Token("lo".into()),
                 StreamEvent::Done {
-                    usage: Some(Usage::new(26, 2))
+                    usage: Some(Usage::new(26, 2)),
+                    finish: FinishReason::Stop,
                 },
             ]
         );

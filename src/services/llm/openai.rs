@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::framing::{Frame, decode_events, lines, sse_events};
 use super::http::{LlmHttp, Upstream};
 use super::{
-    ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, LlmProvider,
-    ModelInfo, ProviderError, RemoteEmbedder, Usage, tokens,
+    ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, FinishReason,
+    LlmProvider, ModelInfo, ProviderError, RemoteEmbedder, Usage, tokens,
 };
 use crate::secret::Secret;
 
@@ -116,6 +116,7 @@ struct ChatResponse {
 #[derive(Deserialize)]
 struct Choice {
     message: ChoiceMessage,
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +135,7 @@ struct ChatChunk {
 #[derive(Deserialize)]
 struct ChunkChoice {
     delta: Delta,
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -189,10 +191,17 @@ fn protocol(message: impl Into<String>) -> ProviderError {
     }
 }
 
+/// What a stream has reported so far that only matters at its end.
+#[derive(Default)]
+struct StreamEnd {
+    usage: Option<Usage>,
+    finish: FinishReason,
+}
+
 /// Decodes one SSE `data:` payload of a chat completion stream.
-fn decode_chunk(data: &str, usage: &mut Option<Usage>) -> Result<Frame, ProviderError> {
+fn decode_chunk(data: &str, end: &mut StreamEnd) -> Result<Frame, ProviderError> {
     if data.trim() == "[DONE]" {
-        return Ok(Frame::Done(usage.take()));
+        return Ok(Frame::Done(end.usage.take(), end.finish));
     }
     let chunk: ChatChunk = serde_json::from_str(data)
         .map_err(|error| protocol(format!("invalid stream chunk: {error}")))?;
@@ -206,13 +215,15 @@ fn decode_chunk(data: &str, usage: &mut Option<Usage>) -> Result<Frame, Provider
         });
     }
     if let Some(reported) = chunk.usage {
-        *usage = Some(reported.into());
+        end.usage = Some(reported.into());
     }
-    let text: String = chunk
-        .choices
-        .into_iter()
-        .filter_map(|choice| choice.delta.content)
-        .collect();
+    let mut text = String::new();
+    for choice in chunk.choices {
+        if let Some(reason) = choice.finish_reason.as_deref() {
+            end.finish = FinishReason::from_provider(Some(reason));
+        }
+        text.extend(choice.delta.content);
+    }
     Ok(if text.is_empty() {
         Frame::Ignore
     } else {
@@ -233,6 +244,7 @@ impl LlmProvider for OpenAiProvider {
             .into_iter()
             .next()
             .ok_or_else(|| protocol("the answer has no choices"))?;
+        let finish = FinishReason::from_provider(choice.finish_reason.as_deref());
         let text = choice.message.content.unwrap_or_default();
         let usage = match response.usage {
             Some(usage) => usage.into(),
@@ -242,15 +254,16 @@ impl LlmProvider for OpenAiProvider {
             text,
             usage,
             model: response.model.unwrap_or_else(|| req.model.clone()),
+            finish,
         })
     }
 
     async fn stream(&self, req: &CompletionRequest) -> Result<EventStream, ProviderError> {
         let upstream = self.post_chat(req, true).await?;
         let events = sse_events(lines(PROVIDER, upstream.into_chunks()));
-        let mut usage = None;
+        let mut end = StreamEnd::default();
         Ok(decode_events(PROVIDER, events, move |event| {
-            decode_chunk(&event.data, &mut usage)
+            decode_chunk(&event.data, &mut end)
         }))
     }
 
@@ -421,13 +434,55 @@ mod tests {
                 StreamEvent::Token("Hel".into()),
                 StreamEvent::Token("lo".into()),
                 StreamEvent::Done {
-                    usage: Some(Usage::new(12, 2))
+                    usage: Some(Usage::new(12, 2)),
+                    finish: FinishReason::Stop,
                 },
             ]
         );
         let (_, body) = captured.last();
         assert_eq!(body["stream"], true);
         assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_at_max_tokens_says_so_whole_and_streamed() {
+        let (base_url, _) = mock_chat(|| {
+            Json(json!({"model": "m", "choices": [{"index": 0, "message": {"content": "Hel"}, "finish_reason": "length"}],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}}))
+            .into_response()
+        })
+        .await;
+        let completion = provider(&base_url)
+            .complete(&user_request("gpt-4o-mini", "Hi"))
+            .await
+            .unwrap();
+        assert_eq!(completion.finish, FinishReason::Length);
+
+        let (base_url, _) = mock_chat(|| {
+            let last = data(json!({"object": "chat.completion.chunk", "model": "m",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}));
+            sse(vec![
+                chunk("Hel"),
+                last,
+                usage_chunk(),
+                "data: [DONE]\n\n".into(),
+            ])
+        })
+        .await;
+        let events: Vec<_> = provider(&base_url)
+            .stream(&user_request("gpt-4o-mini", "Hi"))
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert_eq!(
+            events.last(),
+            Some(&StreamEvent::Done {
+                usage: Some(Usage::new(12, 2)),
+                finish: FinishReason::Length,
+            })
+        );
     }
 
     #[tokio::test]

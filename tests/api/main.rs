@@ -21,6 +21,7 @@ mod errors;
 mod health;
 mod ingest;
 mod llm_mock;
+mod native_providers;
 mod observability;
 mod openai_compat;
 mod openai_sdk;

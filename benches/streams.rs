@@ -135,7 +135,7 @@ fn ensure_open_files(needed: u64) -> bool {
     println!(
         "{needed} open files are needed (one socket per stream in the client, the mock and ragd), \
          but the limit is {soft} (hard limit {hard}). Raise it first, e.g. `ulimit -n 65536` \
-         (above the hard limit needs root), or pass a smaller count: \
+         (above the hard limit needs CAP_SYS_RESOURCE), or pass a smaller count: \
          `cargo bench --bench streams -- 1000`."
     );
     false
@@ -227,7 +227,7 @@ async fn one_stream(client: reqwest::Client, url: String, token: String, body: V
 #[tokio::main]
 async fn main() {
     let streams = streams_from_args();
-    if !ensure_open_files(2 * streams as u64 + 512) {
+    if !ensure_open_files(2 * streams as u64 + 100) {
         std::process::exit(1);
     }
     let upstream =

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use serde_json::{Value, json};
 
-/// Serves `router` on a fresh local port; returns the OpenAI-style base URL (`.../v1`).
+/// Serves `router` on a fresh local port (with ragd's listen backlog, so the mock is not the
+/// bottleneck when thousands of connections arrive at once); returns the OpenAI-style base URL (`.../v1`).
 pub async fn serve_upstream(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = ragd::app::bind_listener(([127, 0, 0, 1], 0).into()).unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
     format!("http://{address}/v1")

@@ -190,7 +190,9 @@ async fn one_stream(client: reqwest::Client, url: String, token: String, body: V
         }
     };
     if !response.status().is_success() {
-        outcome.failure = Some(format!("status {}", response.status()));
+        let status = response.status();
+        let error: Value = response.json().await.unwrap_or_default();
+        outcome.failure = Some(format!("status {status} {}", error["error"]["code"]));
         return outcome;
     }
     let mut body = response.bytes_stream();

@@ -12,13 +12,15 @@
     reason = "a failed step fails the bench"
 )]
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use support::{free_port, millis, percentile, start_ragd, token_for};
+
+mod support;
 
 const CONCURRENCY: usize = 64;
 const REQUESTS: usize = 20_000;
@@ -36,39 +38,7 @@ async fn mock_upstream() -> String {
             }))
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    format!("http://{address}/v1")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_ragd(dir: &std::path::Path, port: u16, upstream: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_ragd"))
-        .current_dir(dir)
-        .env_clear()
-        .env("PORT", port.to_string())
-        .env("DATA_DIR", dir.join("data"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/data/ragd.db", dir.display()),
-        )
-        .env("OPENAI_BASE_URL", upstream)
-        .env("OPENAI_API_KEY", "sk-bench")
-        .env("DEFAULT_MODEL", "gpt-4o-mini")
-        .env("RATE_LIMIT_PER_MINUTE", "1000000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ragd starts")
+    support::serve_upstream(router).await
 }
 
 /// utime + stime of a process, in seconds.
@@ -117,50 +87,18 @@ async fn load(
     (all, started.elapsed())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-async fn token_for(client: &reqwest::Client, base: &str) -> String {
-    let credentials = json!({"email": "bench@example.com", "password": "correct horse battery"});
-    client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap();
-    let token: Value = client
-        .post(format!("{base}/api/v1/auth/token"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    token["access_token"].as_str().unwrap().to_owned()
-}
-
 #[tokio::main]
 async fn main() {
     let upstream = mock_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut ragd = start_ragd(dir.path(), port, &upstream);
+    let ragd = start_ragd(dir.path(), port, &upstream, "gpt-4o-mini");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("{base}/health")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "ragd did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::wait_ready(&client, &base).await;
     let token = token_for(&client, &base).await;
     let direct_url = format!("{upstream}/chat/completions");
     let ragd_url = format!("{base}/v1/chat/completions");
@@ -169,9 +107,9 @@ async fn main() {
     load(&client, &ragd_url, Some(&token), WARM_UP).await;
 
     let (mut direct, direct_wall) = load(&client, &direct_url, None, REQUESTS).await;
-    let cpu_before = cpu_seconds(ragd.id());
+    let cpu_before = cpu_seconds(ragd.pid());
     let (mut through, through_wall) = load(&client, &ragd_url, Some(&token), REQUESTS).await;
-    let cpu = cpu_seconds(ragd.id()) - cpu_before;
+    let cpu = cpu_seconds(ragd.pid()) - cpu_before;
     direct.sort_unstable();
     through.sort_unstable();
 
@@ -195,6 +133,4 @@ async fn main() {
         millis(percentile(&through, 0.99)) - millis(percentile(&direct, 0.99)),
         cpu / (REQUESTS as f64 / 1000.0)
     );
-    let _ = ragd.kill();
-    let _ = ragd.wait();
 }

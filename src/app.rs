@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::cache::memory::MemoryRateLimiter;
 use crate::cache::redis::{RedisKvCache, RedisRateLimiter};
@@ -120,6 +120,23 @@ pub enum StartError {
     Chunking(#[from] ChunkSettingsError),
 }
 
+/// Connections the kernel may hold completed but not yet accepted (capped by
+/// `net.core.somaxconn`). The usual 128 overflows when thousands of clients connect at once,
+/// and each dropped handshake costs its client a 1 s SYN retransmit.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `address` (address reuse on, as `TcpListener::bind` does) with `LISTEN_BACKLOG`.
+pub fn bind_listener(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// A built application bound to its port, ready to serve.
 pub struct App {
     listener: TcpListener,
@@ -132,9 +149,8 @@ impl App {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let state = AppState::build(settings).await?;
         let address = SocketAddr::new(state.settings.host, state.settings.port);
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|source| StartError::Listen { address, source })?;
+        let listener =
+            bind_listener(address).map_err(|source| StartError::Listen { address, source })?;
         Ok(Self { listener, state })
     }
 

@@ -43,7 +43,8 @@ pub struct UploadAccepted {
     pub message: String,
 }
 
-/// The upload form (for the OpenAPI document: the handler streams the fields as they arrive).
+/// The upload form: the document, and optionally metadata to keep with it.
+// Only describes the form in OpenAPI; the handler streams the fields as they arrive.
 #[derive(utoipa::ToSchema)]
 #[expect(
     dead_code,

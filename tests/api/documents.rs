@@ -8,7 +8,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Backend, TestApp, assert_error, signed_up, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, app_on, assert_error, signed_up, spawn_app, spawn_app_with,
+};
 
 const BOUNDARY: &str = "ragd-test-boundary-7MA4YWxkTrZu0gW";
 
@@ -142,61 +144,13 @@ fn note(n: usize) -> Vec<u8> {
     format!("Note number {n}: the heron stood in the reeds at the edge of the lake.\n").into_bytes()
 }
 
-mod sqlite {
-    use super::*;
-
-    #[tokio::test]
-    async fn an_upload_is_accepted_processed_and_listed_with_its_chunks() {
-        super::upload_is_processed_and_listed(spawn_app().await).await;
-    }
-
-    #[tokio::test]
-    async fn pages_follow_the_cursor_and_filter_by_status() {
-        super::pages_follow_the_cursor_and_filter_by_status(spawn_app().await).await;
-    }
-
-    #[tokio::test]
-    async fn another_user_gets_404_for_the_document_and_an_empty_list() {
-        super::another_user_gets_404(spawn_app().await).await;
-    }
-
-    #[tokio::test]
-    async fn delete_removes_the_document_its_chunks_and_its_file() {
-        super::delete_removes_everything(spawn_app().await).await;
-    }
-}
-
-mod postgres {
-    use super::*;
-
-    #[tokio::test]
-    async fn an_upload_is_accepted_processed_and_listed_with_its_chunks() {
-        if let Some(app) = spawn_app_with(Backend::Postgres, &[]).await {
-            super::upload_is_processed_and_listed(app).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn pages_follow_the_cursor_and_filter_by_status() {
-        if let Some(app) = spawn_app_with(Backend::Postgres, &[]).await {
-            super::pages_follow_the_cursor_and_filter_by_status(app).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn another_user_gets_404_for_the_document_and_an_empty_list() {
-        if let Some(app) = spawn_app_with(Backend::Postgres, &[]).await {
-            super::another_user_gets_404(app).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn delete_removes_the_document_its_chunks_and_its_file() {
-        if let Some(app) = spawn_app_with(Backend::Postgres, &[]).await {
-            super::delete_removes_everything(app).await;
-        }
-    }
-}
+crate::on_both_backends!(
+    app = app_on;
+    upload_is_processed_and_listed,
+    pages_follow_the_cursor_and_filter_by_status,
+    another_user_gets_404,
+    delete_removes_everything,
+);
 
 async fn upload_is_processed_and_listed(app: TestApp) {
     let token = signed_up(&app, "ada@example.com").await;

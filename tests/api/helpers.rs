@@ -105,6 +105,11 @@ pub async fn spawn_app() -> TestApp {
         .expect("SQLite needs no service")
 }
 
+/// The application on `backend` with default settings; `None` when its service is absent.
+pub async fn app_on(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, &[]).await
+}
+
 /// The application on `backend` with `overrides`; `None` when the backend's service is absent.
 pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Option<TestApp> {
     let data_dir = tempfile::tempdir().expect("temp dir");
@@ -239,6 +244,49 @@ macro_rules! for_both_backends {
             async fn $name() {
                 if let Some((store, _dir)) = $crate::helpers::store_for($crate::helpers::Backend::Postgres).await {
                     super::$name(store).await;
+                }
+            })*
+        }
+    };
+}
+
+/// Runs each named test on SQLite and on PostgreSQL (which skips with one line when no server
+/// is configured, outside CI). `on_both_backends!(a, b)` calls `async fn a(Backend)`;
+/// `on_both_backends!(app = make; a, b)` calls `async fn a(TestApp)` with the app that
+/// `make(backend).await` builds (`make` is named from the calling module).
+#[macro_export]
+macro_rules! on_both_backends {
+    (app = $make:ident; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                let app = super::$make($crate::helpers::Backend::Sqlite)
+                    .await
+                    .expect("SQLite needs no service");
+                super::$name(app).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                if let Some(app) = super::$make($crate::helpers::Backend::Postgres).await {
+                    super::$name(app).await;
+                }
+            })*
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::helpers::Backend::Sqlite).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                if $crate::helpers::service_url("TEST_DATABASE_URL").is_some() {
+                    super::$name($crate::helpers::Backend::Postgres).await;
                 }
             })*
         }

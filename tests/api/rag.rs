@@ -19,27 +19,7 @@ async fn mock_app(backend: Backend, mock: &LlmMock) -> Option<TestApp> {
     spawn_app_with(backend, &mock.settings(&[("INGEST_WORKERS", "0")])).await
 }
 
-/// Runs each `async fn(Backend)` on SQLite and on PostgreSQL (skipped without one).
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(crate::helpers::Backend::Sqlite).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                if crate::helpers::service_url("TEST_DATABASE_URL").is_some() {
-                    super::$name(crate::helpers::Backend::Postgres).await;
-                }
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+crate::on_both_backends!(
     the_offline_provider_answers_from_the_retrieved_sources,
     the_prompt_upstream_holds_the_numbered_sources_the_citations_list,
     a_stream_starts_with_the_citations,

@@ -166,28 +166,13 @@ pub async fn search_app(backend: Backend, extra: &[(&str, &str)]) -> Option<Test
     spawn_app_with(backend, &overrides).await
 }
 
-/// Runs each `async fn(TestApp)` on a worker-less app on SQLite and on PostgreSQL.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                let app = super::search_app(crate::helpers::Backend::Sqlite, &[]).await.unwrap();
-                super::$name(app).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                if let Some(app) = super::search_app(crate::helpers::Backend::Postgres, &[]).await {
-                    super::$name(app).await;
-                }
-            })*
-        }
-    };
+/// A worker-less app with default settings on `backend`.
+async fn search_app_on(backend: Backend) -> Option<TestApp> {
+    search_app(backend, &[]).await
 }
 
-on_both_backends!(
+crate::on_both_backends!(
+    app = search_app_on;
     each_mode_finds_the_answer_and_hybrid_is_at_least_as_good,
     results_are_citations_with_locations,
     keyword_search_matches_any_term_and_word_forms,

@@ -76,6 +76,7 @@ impl AppState {
             &signing_key,
             settings.access_token_ttl,
             settings.allow_registration,
+            settings.auth_cache_ttl,
         ));
         let rate_limits = Arc::new(RateLimits::new(
             limiter.clone(),
@@ -174,6 +175,7 @@ impl App {
         let chat = self.state.chat.clone();
         let workers = self.state.ingest.start_workers();
         let key_usage = self.state.accounts.start_key_usage_flusher();
+        let revocations = self.state.accounts.start_revocation_follower();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let router = http::router(self.state);
         let server = axum::serve(
@@ -201,6 +203,9 @@ impl App {
         }
         workers.shutdown().await;
         key_usage.shutdown().await;
+        if let Some(revocations) = revocations {
+            revocations.shutdown().await;
+        }
         chat.usage().shutdown().await;
         store.close().await;
         Ok(())

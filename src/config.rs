@@ -69,6 +69,11 @@ pub const VARIABLES: &[Variable] = &[
         "JWT lifetime in minutes",
     ),
     var(
+        "AUTH_CACHE_SECONDS",
+        "300",
+        "how long a replica may reuse a resolved API key or access token without reading the database (revocations still reach every replica within about a second); 0 reads it on every request",
+    ),
+    var(
         "ALLOW_REGISTRATION",
         "true",
         "whether POST /api/v1/auth/register is open",
@@ -269,6 +274,8 @@ pub struct Settings {
     /// Explicit key; `None` means "generate once and keep it in the data directory".
     pub secret_key: Option<Secret>,
     pub access_token_ttl: Duration,
+    /// How long a resolved credential may be reused; zero turns the cache off.
+    pub auth_cache_ttl: Duration,
     pub allow_registration: bool,
     pub rate_limit_per_minute: u32,
     pub rate_limit_fail_open: bool,
@@ -460,6 +467,7 @@ impl Settings {
             access_token_ttl: Duration::from_secs(
                 60 * r.number_in::<u64>("ACCESS_TOKEN_EXPIRE_MINUTES", 1, 525_600)?,
             ),
+            auth_cache_ttl: Duration::from_secs(r.number_in("AUTH_CACHE_SECONDS", 0, 86_400)?),
             allow_registration: r.flag("ALLOW_REGISTRATION")?,
             rate_limit_per_minute: r.number_in("RATE_LIMIT_PER_MINUTE", 1, 1_000_000)?,
             rate_limit_fail_open: r.flag("RATE_LIMIT_FAIL_OPEN")?,
@@ -545,6 +553,10 @@ impl Settings {
             (
                 "ACCESS_TOKEN_EXPIRE_MINUTES",
                 (self.access_token_ttl.as_secs() / 60).to_string(),
+            ),
+            (
+                "AUTH_CACHE_SECONDS",
+                self.auth_cache_ttl.as_secs().to_string(),
             ),
             ("ALLOW_REGISTRATION", self.allow_registration.to_string()),
             (

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cli::UserCommand;
 use crate::config::Settings;
@@ -39,7 +40,14 @@ async fn execute(
                 .map_err(|e| format!("password {}", e.expected))?;
             let role = if admin { Role::Admin } else { Role::User };
             let key = signing_key::resolve(settings).map_err(|e| e.to_string())?;
-            let accounts = Accounts::new(store.clone(), &key, settings.access_token_ttl, true);
+            let accounts = Accounts::new(
+                store.clone(),
+                &key,
+                settings.access_token_ttl,
+                true,
+                // Nothing here authenticates requests.
+                Duration::ZERO,
+            );
             let user = accounts
                 .create(email, password, role)
                 .await

@@ -7,6 +7,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -20,6 +21,7 @@ pub struct AuthUser {
     pub id: Uuid,
     pub email: String,
     pub role: Role,
+    pub created_at: DateTime<Utc>,
 }
 
 impl From<Principal> for AuthUser {
@@ -28,6 +30,7 @@ impl From<Principal> for AuthUser {
             id: principal.id,
             email: principal.email,
             role: principal.role,
+            created_at: principal.created_at,
         }
     }
 }

@@ -340,7 +340,7 @@ impl From<Refusal> for ApiError {
                     ),
                 )
                 .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                error.headers.extend(rate_limit::quota_headers(&decision));
+                rate_limit::insert_quota_headers(&mut error.headers, &decision);
                 error
             }
             Refusal::Unavailable => Self::service_unavailable(

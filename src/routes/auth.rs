@@ -183,6 +183,11 @@ async fn token(
         (status = 200, description = "the caller's account", body = UserView),
         (status = 401, description = "missing, invalid or expired credentials", body = ErrorResponse),
     ))]
-async fn me(State(state): State<AppState>, user: AuthUser) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(state.accounts.account(user.id).await?.into()))
+async fn me(user: AuthUser) -> Json<UserView> {
+    Json(UserView {
+        id: user.id,
+        email: user.email,
+        role: user.role.as_str().to_owned(),
+        created_at: user.created_at,
+    })
 }

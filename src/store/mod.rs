@@ -12,6 +12,7 @@ mod error;
 mod portable;
 pub(crate) mod portable_ingest;
 pub mod postgres;
+pub mod revocations;
 pub mod search;
 pub mod sqlite;
 mod usage;
@@ -29,6 +30,7 @@ pub use documents::{
     NewDocument, QueueDepth,
 };
 pub use error::StoreError;
+pub use revocations::{Revocation, RevocationStore};
 pub use search::{SearchHit, SearchScope, SearchStore};
 pub use usage::{UsageEvent, UsageStore};
 pub use users::{NewUser, User, UserStore};
@@ -38,6 +40,7 @@ pub use users::{NewUser, User, UserStore};
 pub trait Store:
     UserStore
     + ApiKeyStore
+    + RevocationStore
     + DocumentStore
     + IngestQueue
     + ChunkStore

@@ -72,11 +72,18 @@ macro_rules! impl_portable_stores {
                 &self,
                 id: ::uuid::Uuid,
             ) -> Result<bool, $crate::store::StoreError> {
-                let result = sqlx::query("DELETE FROM users WHERE id = $1")
+                let mut tx = self.pool.begin().await?;
+                let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
                     .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(result.rows_affected() > 0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                if deleted {
+                    $crate::store::portable::log_revocation!(tx, id);
+                }
+                tx.commit().await?;
+                Ok(deleted)
             }
         }
 
@@ -128,12 +135,19 @@ macro_rules! impl_portable_stores {
                 user_id: ::uuid::Uuid,
                 id: ::uuid::Uuid,
             ) -> Result<bool, $crate::store::StoreError> {
-                let result = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND user_id = $2")
+                let mut tx = self.pool.begin().await?;
+                let deleted = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND user_id = $2")
                     .bind(id)
                     .bind(user_id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(result.rows_affected() > 0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                if deleted {
+                    $crate::store::portable::log_revocation!(tx, user_id);
+                }
+                tx.commit().await?;
+                Ok(deleted)
             }
 
             async fn api_key_owner(
@@ -171,7 +185,40 @@ macro_rules! impl_portable_stores {
                 Ok(())
             }
         }
+
+        #[::async_trait::async_trait]
+        impl $crate::store::RevocationStore for $store {
+            async fn revocations_since(
+                &self,
+                since: i64,
+            ) -> Result<Vec<$crate::store::Revocation>, $crate::store::StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT seq, user_id, revoked_at FROM credential_revocations \
+                     WHERE revoked_at >= $1 ORDER BY seq",
+                )
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+        }
     };
 }
 
-pub(crate) use impl_portable_stores;
+/// Inside a transaction `tx` that just revoked credentials of `user_id`: logs the revocation
+/// for the other replicas' credential caches and prunes rows nobody reads any more.
+macro_rules! log_revocation {
+    ($tx:ident, $user_id:expr) => {
+        let now = $crate::store::revocations::now_micros();
+        sqlx::query("INSERT INTO credential_revocations (user_id, revoked_at) VALUES ($1, $2)")
+            .bind($user_id)
+            .bind(now)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query("DELETE FROM credential_revocations WHERE revoked_at < $1")
+            .bind(now - $crate::store::revocations::KEEP_FOR_MICROS)
+            .execute(&mut *$tx)
+            .await?;
+    };
+}
+
+pub(crate) use {impl_portable_stores, log_revocation};

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, TestApp, assert_error, fresh_postgres_database, signed_up, spawn_app, spawn_app_with,
+    Backend, TestApp, assert_error, first_refusal, fresh_postgres_database, signed_up, spawn_app,
+    spawn_app_with,
 };
 
 async fn create_key(app: &TestApp, token: &str, name: &str) -> reqwest::Response {
@@ -121,7 +122,7 @@ async fn last_used_at_appears_after_a_flush_on_postgres() {
 }
 
 #[tokio::test]
-async fn a_revoked_key_is_refused_at_once_by_another_replica() {
+async fn a_revoked_key_is_refused_at_once_here_and_within_the_log_poll_by_another_replica() {
     let Some(database_url) = fresh_postgres_database().await else {
         return;
     };
@@ -132,15 +133,55 @@ async fn a_revoked_key_is_refused_at_once_by_another_replica() {
     let created = new_key(&first, &jwt, "shared").await;
     let key = created["key"].as_str().unwrap();
 
-    assert_eq!(second.me(key).await.status(), 200);
+    // Both replicas resolve (and cache) the key.
+    for _ in 0..2 {
+        assert_eq!(first.me(key).await.status(), 200);
+        assert_eq!(second.me(key).await.status(), 200);
+    }
     assert_eq!(
         revoke(&first, &jwt, created["id"].as_str().unwrap())
             .await
             .status(),
         204
     );
-    assert_error(second.me(key).await, 401, "unauthorized").await;
     assert_error(first.me(key).await, 401, "unauthorized").await;
+    assert_error(first_refusal(|| second.me(key)).await, 401, "unauthorized").await;
+    // The owner's session survives the revocation of one key.
+    assert_eq!(first.me(&jwt).await.status(), 200);
+}
+
+#[tokio::test]
+async fn repeated_use_of_a_credential_is_served_from_the_cache() {
+    let app = spawn_app().await;
+    let jwt = signed_up(&app, "ada@example.com").await;
+    let created = new_key(&app, &jwt, "cached").await;
+    for _ in 0..3 {
+        assert_eq!(app.me(created["key"].as_str().unwrap()).await.status(), 200);
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"credential_cache_lookups_total{result="hit"}"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn with_the_cache_off_a_revoked_key_is_refused_at_once_by_another_replica() {
+    let Some(database_url) = fresh_postgres_database().await else {
+        return;
+    };
+    let shared = [
+        ("DATABASE_URL", database_url.as_str()),
+        ("AUTH_CACHE_SECONDS", "0"),
+    ];
+    let first = spawn_app_with(Backend::Sqlite, &shared).await.unwrap();
+    let second = spawn_app_with(Backend::Sqlite, &shared).await.unwrap();
+    let jwt = signed_up(&first, "ada@example.com").await;
+    let created = new_key(&first, &jwt, "shared").await;
+    let key = created["key"].as_str().unwrap();
+    assert_eq!(second.me(key).await.status(), 200);
+    revoke(&first, &jwt, created["id"].as_str().unwrap()).await;
+    assert_error(second.me(key).await, 401, "unauthorized").await;
 }
 
 async fn another_users_keys_are_not_found(backend: Backend) {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ragd::app::{App, AppState};
 use ragd::config::Settings;
@@ -204,6 +205,27 @@ impl Drop for TestApp {
 }
 
 /// Asserts the contract's error shape and returns the body.
+/// How long a revocation made elsewhere (another replica, the `ragd user` CLI) may take to
+/// reach a replica that cached the credential: its revocation-log poll, with a wide margin.
+pub const REVOCATION_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Sends requests made by `send` until one is refused with 401 or [`REVOCATION_DEADLINE`]
+/// passes, and returns the last response.
+pub async fn first_refusal<F, Fut>(mut send: F) -> reqwest::Response
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    let deadline = tokio::time::Instant::now() + REVOCATION_DEADLINE;
+    loop {
+        let response = send().await;
+        if response.status() == 401 || tokio::time::Instant::now() >= deadline {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn assert_error(
     response: reqwest::Response,
     status: u16,

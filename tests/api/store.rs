@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use ragd::store::{NewUser, Store, StoreError};
+use ragd::store::revocations::now_micros;
+use ragd::store::{NewApiKey, NewUser, Store, StoreError};
 
 crate::for_both_backends!(
     users_round_trip,
     a_taken_email_is_a_conflict,
     deleting_a_user_reports_whether_it_existed,
+    revoking_keys_and_deleting_users_is_logged_for_other_replicas,
 );
 
 fn new_user(email: &str) -> NewUser {
@@ -74,4 +76,49 @@ async fn deleting_a_user_reports_whether_it_existed(store: Arc<dyn Store>) {
     assert!(store.delete_user(user.id).await.unwrap());
     assert!(!store.delete_user(user.id).await.unwrap());
     assert!(store.user_by_id(user.id).await.unwrap().is_none());
+}
+
+async fn revoking_keys_and_deleting_users_is_logged_for_other_replicas(store: Arc<dyn Store>) {
+    let started = now_micros();
+    let ada = store
+        .create_user(new_user("ada@example.com"))
+        .await
+        .unwrap();
+    let bob = store
+        .create_user(new_user("bob@example.com"))
+        .await
+        .unwrap();
+    let key = store
+        .create_api_key(
+            ada.id,
+            NewApiKey {
+                name: "ci".into(),
+                prefix: "rk_0123".into(),
+                key_hash: "ab".repeat(32),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store.revocations_since(started).await.unwrap().is_empty());
+
+    // Nothing revoked, nothing logged: another user's key, a missing user.
+    assert!(!store.delete_api_key(bob.id, key.id).await.unwrap());
+    assert!(!store.delete_user(uuid::Uuid::new_v4()).await.unwrap());
+    assert!(store.revocations_since(started).await.unwrap().is_empty());
+
+    assert!(store.delete_api_key(ada.id, key.id).await.unwrap());
+    assert!(store.delete_user(bob.id).await.unwrap());
+    let log = store.revocations_since(started).await.unwrap();
+    let users: Vec<_> = log.iter().map(|row| row.user_id).collect();
+    assert_eq!(users, [ada.id, bob.id]);
+    assert!(log[0].seq < log[1].seq);
+    assert!(log.iter().all(|row| row.revoked_at >= started));
+    // Readers ask for a window; older rows are not returned.
+    assert!(
+        store
+            .revocations_since(now_micros() + 1_000_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{Backend, assert_error, spawn_settings, test_settings};
+use crate::helpers::{Backend, assert_error, first_refusal, spawn_settings, test_settings};
 
 struct Output {
     success: bool,
@@ -125,7 +125,13 @@ async fn operators_create_list_and_delete_accounts_that_the_server_then_sees() {
 
     let deleted = ragd(&path, &["user", "delete", "ADA@example.com"], "").await;
     assert!(deleted.success, "{}", deleted.stderr);
-    assert_error(me(token.to_owned()).await.unwrap(), 401, "unauthorized").await;
+    // The server follows the revocation log the CLI wrote to, and drops its cached session.
+    assert_error(
+        first_refusal(|| async { me(token.to_owned()).await.unwrap() }).await,
+        401,
+        "unauthorized",
+    )
+    .await;
     let missing = ragd(&path, &["user", "delete", "ada@example.com"], "").await;
     assert!(!missing.success);
     assert!(

@@ -65,7 +65,7 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
         Ok(decision) => {
             let mut response = next.run(Request::from_parts(parts, body)).await;
             if let Some(decision) = decision {
-                response.headers_mut().extend(quota_headers(&decision));
+                insert_quota_headers(response.headers_mut(), &decision);
             }
             response
         }
@@ -100,16 +100,14 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// `x-ratelimit-limit`, `-remaining` and `-reset` (whole seconds until fully restored).
-pub fn quota_headers(decision: &RateDecision) -> HeaderMap {
-    let mut headers = HeaderMap::new();
+/// Sets `x-ratelimit-limit`, `-remaining` and `-reset` (whole seconds until fully restored).
+pub fn insert_quota_headers(headers: &mut HeaderMap, decision: &RateDecision) {
     headers.insert(LIMIT.clone(), HeaderValue::from(decision.limit));
     headers.insert(REMAINING.clone(), HeaderValue::from(decision.remaining));
     headers.insert(
         RESET.clone(),
         HeaderValue::from(whole_seconds(decision.reset_after)),
     );
-    headers
 }
 
 /// Rounded up: waiting the advertised time must be enough.

@@ -4,10 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::credential_cache::{self, CredentialCache, Resolved};
 use super::jwt::{IssuedToken, JwtKeys};
 use super::key_usage::{self, KeyUsage, KeyUsageFlusher};
+use super::revocations::RevocationFollower;
 use super::{AuthError, api_key, password};
 use crate::domain::{Email, Password, Role};
 use crate::secret::Secret;
@@ -19,6 +22,7 @@ pub struct Principal {
     pub id: Uuid,
     pub email: String,
     pub role: Role,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Why an account operation was refused.
@@ -80,6 +84,8 @@ pub struct Accounts {
     allow_registration: bool,
     /// API keys used since the last flush; see [`Accounts::start_key_usage_flusher`].
     key_usage: Arc<KeyUsage>,
+    /// Resolved credentials; trusted only while [`Accounts::start_revocation_follower`] runs.
+    credentials: Arc<CredentialCache>,
 }
 
 /// A key just created: the only time its secret is available.
@@ -95,6 +101,7 @@ impl Accounts {
         signing_key: &Secret,
         token_ttl: Duration,
         allow_registration: bool,
+        credential_ttl: Duration,
     ) -> Self {
         Self {
             store,
@@ -102,6 +109,10 @@ impl Accounts {
             token_ttl,
             allow_registration,
             key_usage: Arc::default(),
+            credentials: Arc::new(CredentialCache::new(
+                credential_ttl,
+                credential_cache::CAPACITY,
+            )),
         }
     }
 
@@ -164,30 +175,70 @@ impl Accounts {
         }
     }
 
-    /// The stored account of an authenticated user (for `/auth/me`).
-    pub async fn account(&self, id: Uuid) -> Result<User, AccountError> {
-        self.store
-            .user_by_id(id)
-            .await?
-            .ok_or(AccountError::UnknownUser)
-    }
-
     /// The user a bearer token stands for: an API key (`rk_...`) or an access token (JWT).
     ///
-    /// Keys are looked up by hash in the database on every request, with no cache in between,
-    /// so a revoked key is refused at once by every replica; only `last_used_at` is deferred.
+    /// Answered from the credential cache when it holds the token (see
+    /// [`credential_cache`] for why that is safe), else from the database; a revoked key or a
+    /// deleted user is refused at once on this replica and within half a second on the others.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AccountError> {
-        if !api_key::is_api_key(token) {
-            return self.authenticate_jwt(token).await;
+        let fingerprint = credential_cache::fingerprint(token);
+        let resolved = match self
+            .credentials
+            .get(&fingerprint, jsonwebtoken::get_current_timestamp())
+        {
+            Some(hit) => {
+                record_cache_lookup(&self.credentials, "hit");
+                hit
+            }
+            None => {
+                record_cache_lookup(&self.credentials, "miss");
+                let generation = self.credentials.generation();
+                let resolved = if api_key::is_api_key(token) {
+                    self.resolve_api_key(&hex::encode(fingerprint)).await?
+                } else {
+                    self.resolve_jwt(token).await?
+                };
+                self.credentials
+                    .insert(fingerprint, resolved.clone(), generation);
+                resolved
+            }
+        };
+        if let Some(key_id) = resolved.key_id {
+            self.key_usage
+                .record(resolved.principal.id, key_id, crate::store::now());
         }
+        Ok(resolved.principal)
+    }
+
+    async fn resolve_api_key(&self, key_hash: &str) -> Result<Resolved, AccountError> {
         let owner = self
             .store
-            .api_key_owner(&api_key::hash(token))
+            .api_key_owner(key_hash)
             .await?
             .ok_or(AccountError::UnknownApiKey)?;
-        self.key_usage
-            .record(owner.user.id, owner.key_id, crate::store::now());
-        Ok(principal(&owner.user))
+        Ok(Resolved {
+            principal: principal(&owner.user),
+            key_id: Some(owner.key_id),
+            expires_at: None,
+        })
+    }
+
+    /// The user an access token was issued to, if the token is valid and the user still exists.
+    async fn resolve_jwt(&self, token: &str) -> Result<Resolved, AccountError> {
+        let claims = self
+            .jwt
+            .verify(token)
+            .map_err(AccountError::Unauthenticated)?;
+        let user = self
+            .store
+            .user_by_id(claims.sub)
+            .await?
+            .ok_or(AccountError::UnknownUser)?;
+        Ok(Resolved {
+            principal: principal(&user),
+            key_id: None,
+            expires_at: Some(claims.exp),
+        })
     }
 
     /// Issues a new API key for `user_id`; the returned secret is never stored.
@@ -220,9 +271,11 @@ impl Accounts {
         Ok(self.store.list_api_keys(user_id).await?)
     }
 
-    /// Revokes one of the caller's keys; refused from the next request on.
+    /// Revokes one of the caller's keys: refused from the next request on here, and within
+    /// [`super::revocations::SYNC_EVERY`] on every other replica.
     pub async fn revoke_api_key(&self, user_id: Uuid, id: Uuid) -> Result<(), AccountError> {
         if self.store.delete_api_key(user_id, id).await? {
+            self.credentials.forget_user(user_id);
             Ok(())
         } else {
             Err(AccountError::ApiKeyNotFound)
@@ -243,18 +296,19 @@ impl Accounts {
         )
     }
 
-    /// The user an access token was issued to, if the token is valid and the user still exists.
-    pub async fn authenticate_jwt(&self, token: &str) -> Result<Principal, AccountError> {
-        let claims = self
-            .jwt
-            .verify(token)
-            .map_err(AccountError::Unauthenticated)?;
-        let user = self
-            .store
-            .user_by_id(claims.sub)
-            .await?
-            .ok_or(AccountError::UnknownUser)?;
-        Ok(principal(&user))
+    /// Starts following the revocation log; until it has read the log once (and whenever it
+    /// cannot), cached credentials are not used.
+    pub fn start_revocation_follower(&self) -> Option<RevocationFollower> {
+        self.credentials
+            .enabled()
+            .then(|| RevocationFollower::start(self.credentials.clone(), self.store.clone()))
+    }
+}
+
+/// Counts `credential_cache_lookups_total{result}` when the cache is on.
+fn record_cache_lookup(cache: &CredentialCache, result: &'static str) {
+    if cache.enabled() {
+        metrics::counter!("credential_cache_lookups_total", "result" => result).increment(1);
     }
 }
 
@@ -265,5 +319,6 @@ pub fn principal(user: &User) -> Principal {
         id: user.id,
         email: user.email.clone(),
         role: user.role.parse().unwrap_or(Role::User),
+        created_at: user.created_at,
     }
 }

@@ -1,12 +1,15 @@
-//! Credentials: password hashing, access tokens (JWT) and API keys. Pure primitives with no
-//! database and no HTTP; the routes, the user store and the authenticated-user extractor build
-//! on them.
+//! Credentials: password hashing, access tokens (JWT) and API keys, and [`accounts`], which
+//! resolves a bearer token to its user over the store, with a per-replica cache
+//! ([`credential_cache`]) kept honest by the revocation log ([`revocations`]). No HTTP here; the
+//! routes and the authenticated-user extractor build on it.
 
 pub mod accounts;
 pub mod api_key;
+pub mod credential_cache;
 pub mod jwt;
 pub mod key_usage;
 pub mod password;
+pub mod revocations;
 
 /// Why a credential was refused or could not be produced.
 ///

@@ -45,9 +45,8 @@ impl Drop for Ragd {
 /// answering `model` by default, a rate limit that never bites, warnings only, output discarded.
 /// It inherits this process's limits (open files included).
 pub fn start_ragd(dir: &Path, port: u16, upstream: &str, model: &str) -> Ragd {
-    let child = Command::new(env!("CARGO_BIN_EXE_ragd"))
+    let child = ragd_command()
         .current_dir(dir)
-        .env_clear()
         .env("PORT", port.to_string())
         .env("DATA_DIR", dir.join("data"))
         .env(
@@ -65,6 +64,27 @@ pub fn start_ragd(dir: &Path, port: u16, upstream: &str, model: &str) -> Ragd {
         .spawn()
         .expect("ragd starts");
     Ragd(child)
+}
+
+/// The `ragd` binary, or with `BENCH_WRAPPER` set (`heaptrack`, `valgrind --tool=massif`, ...)
+/// that command with the binary as its last argument, to profile ragd under the benchmark's load.
+/// The environment is cleared either way (the wrapper keeps `PATH`), so only what the benchmark
+/// sets reaches ragd.
+fn ragd_command() -> Command {
+    let binary = env!("CARGO_BIN_EXE_ragd");
+    let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let Some(program) = words.next() else {
+        let mut command = Command::new(binary);
+        command.env_clear();
+        return command;
+    };
+    let mut command = Command::new(program);
+    command.args(words).arg(binary).env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command
 }
 
 /// Waits up to 30 s for `/health` to answer.

@@ -8,7 +8,7 @@ use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
 
 use super::framing::{Frame, decode_events, lines, sse_events};
-use super::http::{LlmHttp, Upstream};
+use super::http::{Endpoint, LlmHttp, Upstream};
 use super::{
     Completion, CompletionRequest, EventStream, FinishReason, LlmProvider, ModelInfo,
     ProviderError, Role, Usage,
@@ -25,6 +25,7 @@ const OVERLOADED_STATUS: u16 = 529;
 pub struct AnthropicProvider {
     http: LlmHttp,
     base_url: String,
+    messages: Endpoint,
     /// The key as a header value marked sensitive, so it never shows in debug output.
     api_key: HeaderValue,
 }
@@ -39,9 +40,11 @@ impl AnthropicProvider {
             })?;
         api_key.set_sensitive(true);
         let root = base_url.trim_end_matches('/');
+        let base_url = root.strip_suffix("/v1").unwrap_or(root).to_owned();
         Ok(Self {
             http,
-            base_url: root.strip_suffix("/v1").unwrap_or(root).to_owned(),
+            messages: Endpoint::new(format!("{base_url}/v1/messages")),
+            base_url,
             api_key,
         })
     }
@@ -58,11 +61,7 @@ impl AnthropicProvider {
         stream: bool,
     ) -> Result<Upstream, ProviderError> {
         let builder = self
-            .authorized(
-                self.http
-                    .client()
-                    .post(format!("{}/v1/messages", self.base_url)),
-            )
+            .authorized(self.messages.post(self.http.client()))
             .json(&MessagesBody::new(req, stream));
         self.http.send(PROVIDER, builder).await
     }

@@ -58,6 +58,32 @@ impl RetryPolicy {
     }
 }
 
+/// A provider endpoint parsed once. Given a string, reqwest parses the URL on every request,
+/// which (with the host's IDNA processing) costs more than everything else in building the
+/// request. A string that does not parse is kept as is, so the request fails with reqwest's
+/// own error, as it would have.
+pub struct Endpoint {
+    text: String,
+    parsed: Option<reqwest::Url>,
+}
+
+impl Endpoint {
+    pub fn new(url: String) -> Self {
+        Self {
+            parsed: reqwest::Url::parse(&url).ok(),
+            text: url,
+        }
+    }
+
+    /// A POST to this endpoint.
+    pub fn post(&self, client: &reqwest::Client) -> RequestBuilder {
+        match &self.parsed {
+            Some(url) => client.post(url.clone()),
+            None => client.post(&self.text),
+        }
+    }
+}
+
 /// The pooled client plus the time limits, cloned cheaply into every provider.
 #[derive(Debug, Clone)]
 pub struct LlmHttp {

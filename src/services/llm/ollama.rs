@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::framing::{Frame, decode_events, lines};
-use super::http::{LlmHttp, Upstream};
+use super::http::{Endpoint, LlmHttp, Upstream};
 use super::{
     ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, FinishReason,
     LlmProvider, ModelInfo, ProviderError, RemoteEmbedder, Usage, tokens,
@@ -16,13 +16,18 @@ const PROVIDER: &str = "ollama";
 pub struct OllamaProvider {
     http: LlmHttp,
     base_url: String,
+    chat: Endpoint,
+    embed: Endpoint,
 }
 
 impl OllamaProvider {
     pub fn new(http: LlmHttp, base_url: &str) -> Self {
+        let base_url = base_url.trim_end_matches('/').to_owned();
         Self {
             http,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            chat: Endpoint::new(format!("{base_url}/api/chat")),
+            embed: Endpoint::new(format!("{base_url}/api/embed")),
+            base_url,
         }
     }
 
@@ -40,11 +45,7 @@ impl OllamaProvider {
                 num_predict: req.max_tokens,
             },
         };
-        let builder = self
-            .http
-            .client()
-            .post(format!("{}/api/chat", self.base_url))
-            .json(&body);
+        let builder = self.chat.post(self.http.client()).json(&body);
         self.http.send(PROVIDER, builder).await
     }
 }
@@ -199,14 +200,10 @@ impl RemoteEmbedder for OllamaProvider {
         model: &str,
         inputs: &[String],
     ) -> Result<EmbeddingOutput, ProviderError> {
-        let builder = self
-            .http
-            .client()
-            .post(format!("{}/api/embed", self.base_url))
-            .json(&EmbedBody {
-                model,
-                input: inputs,
-            });
+        let builder = self.embed.post(self.http.client()).json(&EmbedBody {
+            model,
+            input: inputs,
+        });
         let response: EmbedResponse = self.http.send(PROVIDER, builder).await?.json().await?;
         if response.embeddings.len() != inputs.len() {
             return Err(ProviderError::Protocol {

@@ -6,7 +6,7 @@ use reqwest::RequestBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::framing::{Frame, decode_events, lines, sse_events};
-use super::http::{LlmHttp, Upstream};
+use super::http::{Endpoint, LlmHttp, Upstream};
 use super::{
     ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, FinishReason,
     LlmProvider, ModelInfo, ProviderError, RemoteEmbedder, Usage, tokens,
@@ -21,6 +21,8 @@ const OFFICIAL_HOST: &str = "api.openai.com";
 pub struct OpenAiProvider {
     http: LlmHttp,
     base_url: String,
+    chat: Endpoint,
+    embeddings: Endpoint,
     api_key: Option<Secret>,
     official: bool,
 }
@@ -30,6 +32,8 @@ impl OpenAiProvider {
         let base_url = base_url.trim_end_matches('/').to_owned();
         Self {
             official: base_url.contains(OFFICIAL_HOST),
+            chat: Endpoint::new(format!("{base_url}/chat/completions")),
+            embeddings: Endpoint::new(format!("{base_url}/embeddings")),
             http,
             base_url,
             api_key,
@@ -67,9 +71,8 @@ impl OpenAiProvider {
         req: &CompletionRequest,
         stream: bool,
     ) -> Result<Upstream, ProviderError> {
-        let url = format!("{}/chat/completions", self.base_url);
         let builder = self
-            .request(self.http.client().post(url))
+            .request(self.chat.post(self.http.client()))
             .json(&self.chat_body(req, stream));
         self.http.send(PROVIDER, builder).await
     }
@@ -289,13 +292,14 @@ impl RemoteEmbedder for OpenAiProvider {
         model: &str,
         inputs: &[String],
     ) -> Result<EmbeddingOutput, ProviderError> {
-        let url = format!("{}/embeddings", self.base_url);
         let body = EmbeddingBody {
             model,
             input: inputs,
             encoding_format: "float",
         };
-        let builder = self.request(self.http.client().post(url)).json(&body);
+        let builder = self
+            .request(self.embeddings.post(self.http.client()))
+            .json(&body);
         let response: EmbeddingResponse = self.http.send(PROVIDER, builder).await?.json().await?;
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; inputs.len()];
         for item in response.data {

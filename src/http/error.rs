@@ -239,6 +239,7 @@ impl From<AccountError> for ApiError {
             | AccountError::UnknownUser
             | AccountError::UnknownApiKey => Self::unauthorized(message),
             AccountError::ApiKeyNotFound => Self::not_found("API key"),
+            AccountError::TooManyApiKeys => Self::conflict("too_many_api_keys", message),
             AccountError::Store(store) => store.into(),
             AccountError::Crypto(crypto) => Self::internal(&crypto),
         }

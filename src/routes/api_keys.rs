@@ -95,6 +95,7 @@ pub struct ApiKeyList {
     responses(
         (status = 201, description = "the key, shown once", body = CreatedApiKeyView),
         (status = 401, description = "missing, invalid or expired credentials", body = ErrorResponse),
+        (status = 409, description = "the caller already has 100 keys", body = ErrorResponse),
         (status = 422, description = "invalid name", body = ErrorResponse),
     ))]
 async fn create_api_key(

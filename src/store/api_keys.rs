@@ -50,7 +50,14 @@ pub struct KeyUse {
 
 #[async_trait]
 pub trait ApiKeyStore {
-    async fn create_api_key(&self, user_id: Uuid, key: NewApiKey) -> Result<ApiKey, StoreError>;
+    /// Stores a new key unless the owner already has `limit` keys (then `None`). The check and
+    /// the insert are one statement.
+    async fn create_api_key(
+        &self,
+        user_id: Uuid,
+        key: NewApiKey,
+        limit: u32,
+    ) -> Result<Option<ApiKey>, StoreError>;
     /// The owner's keys, oldest first.
     async fn list_api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>, StoreError>;
     /// Deletes the owner's key; false when the owner has no such key (another user's key

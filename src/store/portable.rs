@@ -93,7 +93,8 @@ macro_rules! impl_portable_stores {
                 &self,
                 user_id: ::uuid::Uuid,
                 key: $crate::store::NewApiKey,
-            ) -> Result<$crate::store::ApiKey, $crate::store::StoreError> {
+                limit: u32,
+            ) -> Result<Option<$crate::store::ApiKey>, $crate::store::StoreError> {
                 let created = $crate::store::ApiKey {
                     id: ::uuid::Uuid::now_v7(),
                     user_id,
@@ -102,9 +103,10 @@ macro_rules! impl_portable_stores {
                     created_at: $crate::store::now(),
                     last_used_at: None,
                 };
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                     SELECT $1, $2, $3, $4, $5, $6 \
+                     WHERE (SELECT COUNT(*) FROM api_keys WHERE user_id = $2) < $7",
                 )
                 .bind(created.id)
                 .bind(user_id)
@@ -112,9 +114,11 @@ macro_rules! impl_portable_stores {
                 .bind(&created.prefix)
                 .bind(&key.key_hash)
                 .bind(created.created_at)
+                .bind(i64::from(limit))
                 .execute(&self.pool)
-                .await?;
-                Ok(created)
+                .await?
+                .rows_affected();
+                Ok((inserted > 0).then_some(created))
             }
 
             async fn list_api_keys(

@@ -247,6 +247,33 @@ async fn bad_key_requests_are_refused_in_the_error_shape_and_store_nothing() {
 }
 
 #[tokio::test]
+async fn a_user_cannot_hold_more_than_a_hundred_keys() {
+    let app = spawn_app().await;
+    let jwt = signed_up(&app, "ada@example.com").await;
+    for n in 0..100 {
+        assert_eq!(
+            create_key(&app, &jwt, &format!("key {n}")).await.status(),
+            201
+        );
+    }
+    let refused = assert_error(
+        create_key(&app, &jwt, "one too many").await,
+        409,
+        "too_many_api_keys",
+    )
+    .await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoke one"),
+        "{refused}"
+    );
+    let listed: Value = list_keys(&app, &jwt).await.json().await.unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 100);
+}
+
+#[tokio::test]
 async fn a_well_formed_key_that_was_never_issued_is_refused() {
     let app = spawn_app().await;
     let forged = format!("rk_{}", "0".repeat(64));

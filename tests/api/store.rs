@@ -10,6 +10,7 @@ crate::for_both_backends!(
     a_taken_email_is_a_conflict,
     deleting_a_user_reports_whether_it_existed,
     revoking_keys_and_deleting_users_is_logged_for_other_replicas,
+    a_user_holds_at_most_the_limit_of_keys,
 );
 
 fn new_user(email: &str) -> NewUser {
@@ -96,8 +97,10 @@ async fn revoking_keys_and_deleting_users_is_logged_for_other_replicas(store: Ar
                 prefix: "rk_0123".into(),
                 key_hash: "ab".repeat(32),
             },
+            10,
         )
         .await
+        .unwrap()
         .unwrap();
     assert!(store.revocations_since(started).await.unwrap().is_empty());
 
@@ -120,5 +123,55 @@ async fn revoking_keys_and_deleting_users_is_logged_for_other_replicas(store: Ar
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn a_user_holds_at_most_the_limit_of_keys(store: Arc<dyn Store>) {
+    let ada = store
+        .create_user(new_user("ada@example.com"))
+        .await
+        .unwrap();
+    let bob = store
+        .create_user(new_user("bob@example.com"))
+        .await
+        .unwrap();
+    let key = |n: u32| NewApiKey {
+        name: format!("key {n}"),
+        prefix: "rk_0123".into(),
+        key_hash: format!("{n:064x}"),
+    };
+    for n in 0..3 {
+        assert!(
+            store
+                .create_api_key(ada.id, key(n), 3)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert!(
+        store
+            .create_api_key(ada.id, key(3), 3)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.list_api_keys(ada.id).await.unwrap().len(), 3);
+    // Another user's keys do not count; revoking one makes room.
+    assert!(
+        store
+            .create_api_key(bob.id, key(4), 3)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let first = store.list_api_keys(ada.id).await.unwrap()[0].id;
+    assert!(store.delete_api_key(ada.id, first).await.unwrap());
+    assert!(
+        store
+            .create_api_key(ada.id, key(5), 3)
+            .await
+            .unwrap()
+            .is_some()
     );
 }

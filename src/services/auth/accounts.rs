@@ -44,6 +44,9 @@ pub enum AccountError {
     /// An `rk_` key that is not (or no longer) stored: never issued, or revoked.
     #[error("invalid or expired credentials")]
     UnknownApiKey,
+    /// The caller already holds [`MAX_API_KEYS_PER_USER`] keys.
+    #[error("you already have {MAX_API_KEYS_PER_USER} API keys; revoke one to create another")]
+    TooManyApiKeys,
     /// The caller has no API key with this id (another user's key included).
     #[error("API key not found")]
     ApiKeyNotFound,
@@ -75,6 +78,10 @@ impl From<StoreError> for AccountError {
         }
     }
 }
+
+/// Keys one user may hold at once: far more than programs need, few enough that a leaked
+/// session cannot mint keys without bound.
+pub const MAX_API_KEYS_PER_USER: u32 = 100;
 
 /// Registration, login and token verification over the user store.
 pub struct Accounts {
@@ -257,9 +264,11 @@ impl Accounts {
                     prefix: generated.prefix,
                     key_hash: generated.hash,
                 },
+                MAX_API_KEYS_PER_USER,
             )
             .await
-            .map_err(AccountError::Store)?;
+            .map_err(AccountError::Store)?
+            .ok_or(AccountError::TooManyApiKeys)?;
         Ok(CreatedApiKey {
             key,
             secret: generated.key,

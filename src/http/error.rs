@@ -358,11 +358,10 @@ impl From<ChatError> for ApiError {
         let message = err.to_string();
         match err {
             ChatError::Invalid(problems) => Self::validation(problems),
-            ChatError::ContextTooLong(_) => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "context_length_exceeded",
-                message,
-            ),
+            // 400, as OpenAI answers it, so SDKs raise their usual "bad request" error.
+            ChatError::ContextTooLong(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "context_length_exceeded", message)
+            }
             ChatError::TokenLimit { retry_after, .. } => {
                 let error = Self::new(
                     StatusCode::TOO_MANY_REQUESTS,

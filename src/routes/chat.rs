@@ -185,8 +185,8 @@ impl From<ChatAnswer> for ChatResponse {
     request_body = ChatRequest,
     responses(
         (status = 200, description = "the answer (or, with `stream: true`, `text/event-stream`)", body = ChatResponse),
+        (status = 400, description = "the conversation does not fit the model's context window (`context_length_exceeded`)", body = ErrorResponse),
         (status = 401, description = "missing, invalid or expired credentials", body = ErrorResponse),
-        (status = 413, description = "the conversation does not fit the model's context window", body = ErrorResponse),
         (status = 422, description = "invalid fields, listed in `details`", body = ErrorResponse),
         (status = 429, description = "rate or token limit reached", body = ErrorResponse),
         (status = 502, description = "the provider failed", body = ErrorResponse),
@@ -221,8 +221,8 @@ async fn chat(
     responses(
         (status = 200, description = "`text/event-stream` of citations, tokens, then done or error", content_type = "text/event-stream", body = String,
             example = json!("data: {\"citations\":[]}\n\ndata: {\"token\":\"Hello\"}\n\ndata: {\"done\":true,\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":1,\"total_tokens\":10},\"model\":\"gpt-4o-mini\",\"provider\":\"openai\",\"processing_time_ms\":412}\n\n")),
+        (status = 400, description = "the conversation does not fit the model's context window (`context_length_exceeded`)", body = ErrorResponse),
         (status = 401, description = "missing, invalid or expired credentials", body = ErrorResponse),
-        (status = 413, description = "the conversation does not fit the model's context window", body = ErrorResponse),
         (status = 422, description = "invalid fields, listed in `details`", body = ErrorResponse),
         (status = 429, description = "rate or token limit reached", body = ErrorResponse),
         (status = 502, description = "the provider failed before answering", body = ErrorResponse),

@@ -296,9 +296,8 @@ pub struct AssistantMessage {
     request_body = ChatCompletionRequest,
     responses(
         (status = 200, description = "the completion (or, with `stream: true`, `text/event-stream` of chunks)", body = ChatCompletion),
-        (status = 400, description = "malformed JSON", body = OpenAiErrorResponse),
+        (status = 400, description = "malformed JSON, or the conversation does not fit the model's context window (`context_length_exceeded`)", body = OpenAiErrorResponse),
         (status = 401, description = "missing, invalid or expired credentials", body = OpenAiErrorResponse),
-        (status = 413, description = "the conversation does not fit the model's context window", body = OpenAiErrorResponse),
         (status = 422, description = "invalid fields (`param` names the first)", body = OpenAiErrorResponse),
         (status = 429, description = "rate or token limit reached", body = OpenAiErrorResponse),
         (status = 502, description = "the provider failed", body = OpenAiErrorResponse),

@@ -299,7 +299,7 @@ async fn a_conversation_longer_than_the_context_window_is_refused_before_the_pro
     )
     .await;
 
-    let error = assert_error(response, 413, "context_length_exceeded").await;
+    let error = assert_error(response, 400, "context_length_exceeded").await;
     assert!(
         error["error"]["message"].as_str().unwrap().contains("8192"),
         "{error}"

@@ -237,6 +237,19 @@ async fn v1_failures_use_openai_error_shape() {
     .await;
     assert_eq!(body["error"]["code"], "provider_not_configured");
 
+    // As OpenAI answers it: 400, invalid_request_error, code context_length_exceeded.
+    let long = "lorem ipsum ".repeat(800);
+    let too_long = json!({"model": "gpt-4", "messages": (0..10)
+        .map(|_| json!({"role": "user", "content": long}))
+        .collect::<Vec<_>>()});
+    let body = assert_openai_error(
+        post(&app, &token, "/v1/chat/completions", &too_long).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(body["error"]["code"], "context_length_exceeded");
+
     let mut streamed = hello();
     streamed["stream"] = json!(true);
     assert_openai_error(

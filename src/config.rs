@@ -89,6 +89,11 @@ pub const VARIABLES: &[Variable] = &[
         "when Redis is down: admit requests (true) or refuse them with 503 (false)",
     ),
     var(
+        "TRUSTED_PROXIES",
+        "",
+        "comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the client (for per-address limits); unset: the TCP peer is the client",
+    ),
+    var(
         "TOKEN_LIMIT_PER_MINUTE",
         "",
         "LLM tokens per user per minute; unset means no token limit",
@@ -279,6 +284,7 @@ pub struct Settings {
     pub allow_registration: bool,
     pub rate_limit_per_minute: u32,
     pub rate_limit_fail_open: bool,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub token_limit_per_minute: Option<u32>,
     pub openai_api_key: Option<Secret>,
     pub openai_base_url: String,
@@ -388,6 +394,20 @@ impl Reader<'_> {
         }
     }
 
+    /// A list of addresses (`10.0.0.2`, a single host) or CIDR ranges (`10.0.0.0/8`).
+    fn networks(&self, name: &'static str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.list(name)
+            .iter()
+            .map(|item| {
+                item.parse::<ipnet::IpNet>()
+                    .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        invalid(name, item, "IP addresses or CIDR ranges, comma-separated")
+                    })
+            })
+            .collect()
+    }
+
     fn list(&self, name: &'static str) -> Vec<String> {
         self.raw(name)
             .split(',')
@@ -471,6 +491,7 @@ impl Settings {
             allow_registration: r.flag("ALLOW_REGISTRATION")?,
             rate_limit_per_minute: r.number_in("RATE_LIMIT_PER_MINUTE", 1, 1_000_000)?,
             rate_limit_fail_open: r.flag("RATE_LIMIT_FAIL_OPEN")?,
+            trusted_proxies: r.networks("TRUSTED_PROXIES")?,
             token_limit_per_minute: r
                 .parse_optional("TOKEN_LIMIT_PER_MINUTE", "a whole number of tokens")?,
             openai_api_key: r.secret("OPENAI_API_KEY"),
@@ -566,6 +587,19 @@ impl Settings {
             (
                 "RATE_LIMIT_FAIL_OPEN",
                 self.rate_limit_fail_open.to_string(),
+            ),
+            (
+                "TRUSTED_PROXIES",
+                optional(
+                    Some(
+                        self.trusted_proxies
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    )
+                    .filter(|list| !list.is_empty()),
+                ),
             ),
             (
                 "TOKEN_LIMIT_PER_MINUTE",
@@ -725,11 +759,22 @@ mod tests {
             ("CHUNK_OVERLAP", "600"),
             ("REDIS_URL", "http://x"),
             ("VECTOR_DIMENSION", "3"),
+            ("TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("TRUSTED_PROXIES", "10.0.0.1, proxy.internal"),
+            ("AUTH_CACHE_SECONDS", "-1"),
         ] {
             let err = settings(&[(name, value)]).expect_err(name);
             assert_eq!(err.variable, name);
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let s = settings(&[("TRUSTED_PROXIES", " 10.0.0.2, 172.16.0.0/12 ,::1")]).unwrap();
+        let listed: Vec<String> = s.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(listed, ["10.0.0.2/32", "172.16.0.0/12", "::1/128"]);
+        assert!(settings(&[]).unwrap().trusted_proxies.is_empty());
     }
 
     #[test]

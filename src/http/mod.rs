@@ -2,6 +2,7 @@
 //! and middleware. Routes themselves live in `crate::routes`.
 
 pub mod auth;
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod middleware;

@@ -13,9 +13,9 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::domain::{Email, Password};
 use crate::http::auth::AuthUser;
+use crate::http::client_ip::ClientIp;
 use crate::http::error::{ApiError, ErrorResponse, FieldError};
 use crate::http::extract::{ValidJson, Validate, parse_json_body};
-use crate::http::middleware::rate_limit::ClientIp;
 use crate::store::User;
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -144,6 +144,51 @@ async fn the_public_auth_routes_are_limited_per_client_address() {
     assert_eq!(stored.len(), 2);
 }
 
+/// Registers through `forwarded_for` (an `X-Forwarded-For` value, or none) and returns the
+/// status.
+async fn register_via(app: &TestApp, n: usize, forwarded_for: Option<&str>) -> u16 {
+    let mut request = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .json(&json!({"email": format!("p{n}@example.com"), "password": "correct horse battery"}));
+    if let Some(chain) = forwarded_for {
+        request = request.header("x-forwarded-for", chain);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_address_limit() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("RATE_LIMIT_PER_MINUTE", "1"),
+            ("TRUSTED_PROXIES", "127.0.0.0/8,::1"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(register_via(&app, 0, Some("203.0.113.7")).await, 201);
+    assert_eq!(register_via(&app, 1, Some("203.0.113.7")).await, 429);
+    // Another client behind the same proxy has its own quota...
+    assert_eq!(register_via(&app, 2, Some("198.51.100.9")).await, 201);
+    // ...and a client cannot pick a fresh one by writing the header itself: the proxy appends
+    // the address it saw, and only that is believed.
+    assert_eq!(
+        register_via(&app, 3, Some("192.0.2.1, 203.0.113.7")).await,
+        429
+    );
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_a_forwarded_address_is_ignored() {
+    let app = spawn_app_with(Backend::Sqlite, &[("RATE_LIMIT_PER_MINUTE", "1")])
+        .await
+        .unwrap();
+    assert_eq!(register_via(&app, 0, Some("203.0.113.7")).await, 201);
+    assert_eq!(register_via(&app, 1, Some("198.51.100.9")).await, 429);
+}
+
 #[tokio::test]
 async fn failed_logins_are_limited_per_email_even_with_the_right_password_next() {
     let app = spawn_app_with(Backend::Sqlite, &[]).await.unwrap();

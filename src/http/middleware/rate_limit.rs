@@ -9,11 +9,9 @@
 //! Every limited response carries `x-ratelimit-limit`, `x-ratelimit-remaining` and
 //! `x-ratelimit-reset`; a refusal is 429 with `Retry-After`.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::cache::RateDecision;
 use crate::http::auth::{AuthUser, authenticate};
+use crate::http::client_ip::client_ip;
 use crate::http::error::ApiError;
 
 static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -50,7 +49,10 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
     let (mut parts, body) = request.into_parts();
     let checked = match scope(parts.uri.path()) {
         Scope::Unlimited => return next.run(Request::from_parts(parts, body)).await,
-        Scope::PerAddress => state.rate_limits.check_ip(client_ip(&parts)).await,
+        Scope::PerAddress => {
+            let ip = client_ip(&parts, &state.settings.trusted_proxies);
+            state.rate_limits.check_ip(ip).await
+        }
         Scope::PerUser => {
             let user = match authenticate(&parts, &state).await {
                 Ok(user) => user,
@@ -78,25 +80,6 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
             metrics::counter!("rate_limited_requests_total", "route" => route).increment(1);
             ApiError::from(refusal).into_response()
         }
-    }
-}
-
-/// The caller's address as the server saw it (a proxy's, behind one).
-pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip())
-}
-
-/// The caller's address, for handlers; `None` when served without connection info.
-pub struct ClientIp(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(client_ip(parts)))
     }
 }
 

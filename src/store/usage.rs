@@ -25,6 +25,9 @@ pub struct UsageEvent {
     pub created_at: DateTime<Utc>,
 }
 
+/// Rows in one `INSERT`: 10 parameters each stays far below SQLite's limit of 32,766.
+pub const ROWS_PER_INSERT: usize = 500;
+
 #[async_trait]
 pub trait UsageStore {
     /// Writes a batch of events in one transaction.
@@ -48,24 +51,26 @@ macro_rules! impl_portable_usage_store {
                     return Ok(());
                 }
                 let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
-                for event in events {
-                    sqlx::query(
+                // Many rows per statement: under load a batch holds hundreds of events, and a
+                // statement per row costs more in the driver than the rows themselves.
+                for rows in events.chunks($crate::store::usage::ROWS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::new(
                         "INSERT INTO usage_events (id, user_id, model, provider, prompt_tokens, \
-                         completion_tokens, latency_ms, ttft_ms, outcome, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(event.id)
-                    .bind(event.user_id)
-                    .bind(&event.model)
-                    .bind(&event.provider)
-                    .bind(event.prompt_tokens)
-                    .bind(event.completion_tokens)
-                    .bind(event.latency_ms)
-                    .bind(event.ttft_ms)
-                    .bind(&event.outcome)
-                    .bind(event.created_at)
-                    .execute(&mut *tx)
-                    .await?;
+                         completion_tokens, latency_ms, ttft_ms, outcome, created_at) ",
+                    );
+                    insert.push_values(rows, |mut row, event| {
+                        row.push_bind(event.id)
+                            .push_bind(event.user_id)
+                            .push_bind(&event.model)
+                            .push_bind(&event.provider)
+                            .push_bind(event.prompt_tokens)
+                            .push_bind(event.completion_tokens)
+                            .push_bind(event.latency_ms)
+                            .push_bind(event.ttft_ms)
+                            .push_bind(&event.outcome)
+                            .push_bind(event.created_at);
+                    });
+                    insert.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ragd::store::revocations::now_micros;
-use ragd::store::{NewApiKey, NewUser, Store, StoreError};
+use ragd::store::{NewApiKey, NewUser, Store, StoreError, UsageEvent};
 
 crate::for_both_backends!(
     users_round_trip,
@@ -11,6 +11,7 @@ crate::for_both_backends!(
     deleting_a_user_reports_whether_it_existed,
     revoking_keys_and_deleting_users_is_logged_for_other_replicas,
     a_user_holds_at_most_the_limit_of_keys,
+    usage_batches_larger_than_one_insert_are_written_whole,
 );
 
 fn new_user(email: &str) -> NewUser {
@@ -174,4 +175,37 @@ async fn a_user_holds_at_most_the_limit_of_keys(store: Arc<dyn Store>) {
             .unwrap()
             .is_some()
     );
+}
+
+async fn usage_batches_larger_than_one_insert_are_written_whole(store: Arc<dyn Store>) {
+    let ada = store
+        .create_user(new_user("ada@example.com"))
+        .await
+        .unwrap();
+    let events: Vec<UsageEvent> = (0..1_201)
+        .map(|n| UsageEvent {
+            id: uuid::Uuid::now_v7(),
+            user_id: ada.id,
+            model: "gpt-4o-mini".into(),
+            provider: "openai".into(),
+            prompt_tokens: n,
+            completion_tokens: 2 * n,
+            latency_ms: 10,
+            ttft_ms: (n % 2 == 0).then_some(5),
+            outcome: "success".into(),
+            created_at: ragd::store::now(),
+        })
+        .collect();
+    store.record_usage(&events).await.unwrap();
+    let stored = store.list_usage(ada.id, 2_000).await.unwrap();
+    assert_eq!(stored.len(), events.len());
+    let mut stored_ids: Vec<_> = stored.iter().map(|event| event.id).collect();
+    stored_ids.sort();
+    let written: Vec<_> = events.iter().map(|event| event.id).collect();
+    assert_eq!(stored_ids, written);
+    let last = stored
+        .iter()
+        .find(|event| event.id == events[1_200].id)
+        .unwrap();
+    assert_eq!(last, &events[1_200]);
 }

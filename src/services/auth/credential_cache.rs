@@ -3,8 +3,9 @@
 //! - on the replica that revokes, at once ([`CredentialCache::forget_user`]);
 //! - on every other replica and process, within a poll of the revocation log
 //!   ([`super::revocations::RevocationFollower`], every half second);
-//! - and when that log has not been read lately (database unreachable, follower not running)
-//!   the cache is not trusted at all: every request reads the database, as with the cache off.
+//! - and when that log cannot be read (database unreachable), or no read has completed for
+//!   [`STALE_AFTER`] (follower stopped), the cache is not trusted at all: every request reads
+//!   the database, as with the cache off.
 //!
 //! Only successful resolutions are cached, keyed by the SHA-256 of the bearer token, so a
 //! stream of invalid tokens neither fills the cache nor skips verification.
@@ -26,8 +27,10 @@ pub type Fingerprint = [u8; 32];
 pub const CAPACITY: NonZeroUsize = NonZeroUsize::MIN.saturating_add(9_999);
 
 /// Without a successful read of the revocation log for this long, cached answers may miss a
-/// revocation, so none are used.
-pub const STALE_AFTER: Duration = Duration::from_secs(2);
+/// revocation, so none are used. Far longer than the poll interval: under overload a poll can
+/// be late, and dropping the cache then would send every request to the database at the
+/// worst moment. A poll that fails distrusts the cache at once instead.
+pub const STALE_AFTER: Duration = Duration::from_secs(10);
 
 pub fn fingerprint(token: &str) -> Fingerprint {
     Sha256::digest(token.as_bytes()).into()
@@ -163,6 +166,11 @@ impl CredentialCache {
         self.state().synced_at = Some(read_began);
     }
 
+    /// Records that the revocation log could not be read: stop trusting the cache until it is.
+    pub fn mark_unsynced(&self) {
+        self.state().synced_at = None;
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.state().entries.len()
@@ -227,6 +235,10 @@ mod tests {
             .unwrap();
         cache.mark_synced(long_ago);
         assert_eq!(cache.get(&key, NOW), None, "the log was not read lately");
+
+        cache.mark_synced(Instant::now());
+        cache.mark_unsynced();
+        assert_eq!(cache.get(&key, NOW), None, "the last read failed");
     }
 
     #[test]

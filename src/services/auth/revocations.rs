@@ -46,7 +46,13 @@ impl LogFollower {
         let began = Instant::now();
         let window = i64::try_from(LOOK_BACK.as_micros()).unwrap_or(i64::MAX);
         let since = now_micros().saturating_sub(window);
-        let rows = store.revocations_since(since).await?;
+        let rows = match store.revocations_since(since).await {
+            Ok(rows) => rows,
+            Err(err) => {
+                self.cache.mark_unsynced();
+                return Err(err);
+            }
+        };
         if self
             .last_read
             .is_none_or(|last| began.saturating_duration_since(last) > LOOK_BACK / 2)

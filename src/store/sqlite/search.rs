@@ -1,5 +1,7 @@
-//! Search on the embedded backend: exact cosine distance with sqlite-vec over the caller's
-//! chunks (no approximation, so no recall loss) and FTS5's BM25 for keywords.
+//! Search on the embedded backend. Vector: the in-process index ([`super::vectors`]) picks a
+//! few candidates per result by a quantized scan, and sqlite-vec ranks those by exact cosine
+//! distance (the whole scope when the user's vectors exceed the index's budget). Keyword:
+//! FTS5's BM25.
 //!
 //! Both rank chunk ids in an inner query and read the texts of the `limit` winners only,
 //! instead of carrying every candidate's text through the sort.
@@ -10,6 +12,12 @@ use sqlx::{QueryBuilder, Sqlite};
 use super::SqliteStore;
 use crate::store::search::{HIT_COLUMNS, SearchHit, SearchScope, SearchStore, any_of, push_scope};
 use crate::store::{StoreError, chunks::vector_to_blob};
+
+/// Candidates the quantized scan passes to the exact re-ranking per result, and at least:
+/// enough that quantization, which only swaps near-equal scores, never pushes one of the
+/// exact best out (recall@10 measured in benches/retrieval.rs).
+const CANDIDATES_PER_RESULT: usize = 4;
+const MIN_CANDIDATES: usize = 40;
 
 /// Opens a query whose inner part (pushed next) yields `(id, distance)` rows, lowest distance
 /// best; `score` turns `ranked.distance` into a higher-is-better score.
@@ -41,6 +49,16 @@ impl SearchStore for SqliteStore {
         query: &[f32],
         limit: u32,
     ) -> Result<Vec<SearchHit>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let count = (limit as usize)
+            .saturating_mul(CANDIDATES_PER_RESULT)
+            .max(MIN_CANDIDATES);
+        let candidates = self
+            .vectors
+            .candidates(&self.pool, scope, query, count)
+            .await?;
         let mut sql = ranked("1.0 - ranked.distance");
         sql.push("SELECT c.id, vec_distance_cosine(c.embedding, ")
             .push_bind(vector_to_blob(query))
@@ -48,6 +66,17 @@ impl SearchStore for SqliteStore {
                 ") AS distance FROM chunks AS c JOIN documents AS d ON d.id = c.document_id WHERE",
             );
         push_scope(&mut sql, &scope);
+        if let Some(ids) = candidates {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push(" AND c.id IN (");
+            let mut list = sql.separated(", ");
+            for id in ids {
+                list.push_bind(id);
+            }
+            sql.push(")");
+        }
         close_ranked(&mut sql, limit);
         Ok(sql.build_query_as().fetch_all(&self.pool).await?)
     }

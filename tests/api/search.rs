@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use ragd::store::{ChunkSet, NewChunk, NewDocument};
+use ragd::store::{ChunkSet, NewChunk, NewDocument, Store};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -70,7 +70,18 @@ pub async fn caller(app: &TestApp, email: &str) -> Caller {
 
 /// Stores a ready document of `chunks` for `user`, embedded by the app's embedder.
 pub async fn seed(app: &TestApp, user: Uuid, filename: &str, chunks: &[&str]) -> Uuid {
-    let store = app.store();
+    seed_through(&*app.store(), app, user, filename, chunks).await
+}
+
+/// [`seed`] through `store`, which may be another handle on the app's database (as another
+/// process would write it).
+pub async fn seed_through(
+    store: &dyn Store,
+    app: &TestApp,
+    user: Uuid,
+    filename: &str,
+    chunks: &[&str],
+) -> Uuid {
     let id = Uuid::now_v7();
     store
         .create_document(NewDocument {
@@ -143,7 +154,7 @@ async fn search_raw(app: &TestApp, token: &str, body: Value) -> reqwest::Respons
 }
 
 /// A successful search's results.
-async fn search(app: &TestApp, token: &str, body: Value) -> Vec<Value> {
+pub async fn search(app: &TestApp, token: &str, body: Value) -> Vec<Value> {
     let response = search_raw(app, token, body.clone()).await;
     assert_eq!(response.status(), StatusCode::OK, "search {body}");
     let answer: Value = response.json().await.unwrap();
@@ -152,7 +163,7 @@ async fn search(app: &TestApp, token: &str, body: Value) -> Vec<Value> {
     answer["results"].as_array().unwrap().clone()
 }
 
-fn filenames(results: &[Value]) -> Vec<&str> {
+pub fn filenames(results: &[Value]) -> Vec<&str> {
     results
         .iter()
         .map(|r| r["filename"].as_str().unwrap())
@@ -167,7 +178,7 @@ pub async fn search_app(backend: Backend, extra: &[(&str, &str)]) -> Option<Test
 }
 
 /// A worker-less app with default settings on `backend`.
-async fn search_app_on(backend: Backend) -> Option<TestApp> {
+pub async fn search_app_on(backend: Backend) -> Option<TestApp> {
     search_app(backend, &[]).await
 }
 

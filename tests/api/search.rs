@@ -192,6 +192,7 @@ crate::on_both_backends!(
     only_ready_documents_are_searched,
     deleted_documents_disappear_from_every_mode,
     top_k_is_filled_from_the_callers_chunks_among_many,
+    keyword_search_finds_the_callers_chunks_below_other_users_best,
     another_users_chunks_are_never_returned,
     hostile_queries_never_fail,
     invalid_requests_are_422_with_field_paths,
@@ -426,6 +427,32 @@ async fn top_k_is_filled_from_the_callers_chunks_among_many(app: TestApp) {
         all["top_k"] = json!(50);
         assert_eq!(search(&app, &ada.token, all).await.len(), 50, "{mode}");
     }
+}
+
+async fn keyword_search_finds_the_callers_chunks_below_other_users_best(app: TestApp) {
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    // Ada's 150 chunks all rank above Bob's one: more than the embedded backend's first,
+    // unfiltered pass over the full-text index keeps (100 for one result).
+    let many: Vec<String> = (0..150)
+        .map(|i| format!("Herons, herons and herons: flock {i}."))
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    seed(&app, ada.id, "ada-herons.txt", &many).await;
+    seed(
+        &app,
+        bob.id,
+        "bob.txt",
+        &["A long note about the harbour, with one heron in it."],
+    )
+    .await;
+    let results = search(
+        &app,
+        &bob.token,
+        json!({"query": "herons", "mode": "keyword", "top_k": 1}),
+    )
+    .await;
+    assert_eq!(filenames(&results), ["bob.txt"]);
 }
 
 async fn another_users_chunks_are_never_returned(app: TestApp) {

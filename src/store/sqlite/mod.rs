@@ -3,6 +3,7 @@
 //! one file.
 
 mod search;
+mod stop_words;
 mod vector_extension;
 mod vectors;
 

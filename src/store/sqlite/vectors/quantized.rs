@@ -36,13 +36,25 @@ fn quantize(vector: &[f32], codes: &mut Vec<i8>) -> f32 {
     step / norm
 }
 
-/// The integer dot product, written so that the compiler vectorizes it (widening multiply and
-/// add of 8-bit lanes); codes are within ±127, so 16-bit products cannot overflow.
+/// The integer dot product of two rows of codes. Written in blocks of a fixed width so that
+/// the compiler vectorizes it whatever the dimension (widening multiply-add of 8-bit lanes;
+/// codes are within ±127, so the 16-bit products cannot overflow).
 fn dot(a: &[i8], b: &[i8]) -> i32 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| i32::from(i16::from(x) * i16::from(y)))
-        .sum()
+    const LANES: usize = 32;
+    let mut sums = [0_i32; LANES];
+    let (a_blocks, b_blocks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: i32 = a_blocks
+        .remainder()
+        .iter()
+        .zip(b_blocks.remainder())
+        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+        .sum();
+    for (x, y) in a_blocks.zip(b_blocks) {
+        for ((sum, &x), &y) in sums.iter_mut().zip(x).zip(y) {
+            *sum += i32::from(i16::from(x) * i16::from(y));
+        }
+    }
+    sums.iter().sum::<i32>() + tail
 }
 
 /// The quantized vectors of one document's chunks, in one contiguous block.
@@ -142,6 +154,7 @@ pub fn nearest<'a>(
     }
     // A min-heap of the best so far: most rows lose against its smallest and cost no push.
     let mut best: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(count + 1);
+    let mut floor = f32::NEG_INFINITY;
     for document in documents {
         if document.dimension != query.dimension() || document.dimension == 0 {
             continue;
@@ -149,12 +162,21 @@ pub fn nearest<'a>(
         let rows = document.codes.chunks_exact(document.dimension);
         for ((codes, &scale), &id) in rows.zip(&document.scales).zip(&document.ids) {
             let score = dot(codes, &query.codes) as f32 * scale * query.scale;
+            // Most rows fall below the worst kept score: one float comparison rejects them.
+            if score < floor {
+                continue;
+            }
             let candidate = Scored { score, id };
             if best.len() < count {
                 best.push(Reverse(candidate));
             } else if best.peek().is_some_and(|Reverse(worst)| candidate > *worst) {
                 best.pop();
                 best.push(Reverse(candidate));
+            }
+            if best.len() == count {
+                floor = best
+                    .peek()
+                    .map_or(f32::NEG_INFINITY, |Reverse(worst)| worst.score);
             }
         }
     }

@@ -85,7 +85,7 @@ fn keyword_query(
 #[async_trait]
 impl SearchStore for SqliteStore {
     async fn prepare_vector_index(&self, _dimension: usize) -> Result<(), StoreError> {
-        // Exact search reads the vectors where they are stored: nothing to build.
+        // The in-process index is built per user, on their first search: nothing up front.
         Ok(())
     }
 

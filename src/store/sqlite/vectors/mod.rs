@@ -210,3 +210,57 @@ impl VectorIndex {
         self.users.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(generation: i64, bytes: usize) -> Arc<UserVectors> {
+        Arc::new(UserVectors {
+            generation,
+            model: "m".into(),
+            dimension: 4,
+            documents: Vec::new(),
+            bytes,
+        })
+    }
+
+    fn cached(index: &VectorIndex) -> Vec<(Uuid, i64)> {
+        let users = index.lock();
+        let mut ids: Vec<(Uuid, i64)> = users
+            .lru
+            .iter()
+            .map(|(id, u)| (*id, u.generation))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn the_least_recently_searched_users_leave_first_to_stay_within_the_budget() {
+        let index = VectorIndex::new(100);
+        let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        index.keep(a, user(1, 40));
+        index.keep(b, user(1, 40));
+        // A search of `a` makes `b` the least recently used.
+        assert!(index.lock().lru.get(&a).is_some());
+        index.keep(c, user(1, 40));
+        assert_eq!(cached(&index), [(a, 1), (c, 1)]);
+        assert_eq!(index.lock().bytes, 80);
+        index.forget(a);
+        assert_eq!(cached(&index), [(c, 1)]);
+        assert_eq!(index.lock().bytes, 40);
+    }
+
+    #[test]
+    fn an_older_copy_never_replaces_a_newer_one() {
+        let index = VectorIndex::new(100);
+        let a = Uuid::from_u128(1);
+        index.keep(a, user(5, 10));
+        index.keep(a, user(4, 20));
+        assert_eq!(cached(&index), [(a, 5)]);
+        index.keep(a, user(6, 30));
+        assert_eq!(cached(&index), [(a, 6)]);
+        assert_eq!(index.lock().bytes, 30);
+    }
+}

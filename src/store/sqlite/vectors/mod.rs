@@ -82,12 +82,13 @@ impl VectorIndex {
         let only: Vec<Uuid> = scope.document_ids.to_vec();
         // Milliseconds of CPU at 100k chunks: off the async workers.
         let scan = tokio::task::spawn_blocking(move || {
-            let documents = user
+            let documents: Vec<&DocumentVectors> = user
                 .documents
                 .iter()
                 .map(AsRef::as_ref)
-                .filter(|d| only.is_empty() || only.contains(&d.document_id));
-            nearest(documents, &query, count)
+                .filter(|d| only.is_empty() || only.contains(&d.document_id))
+                .collect();
+            nearest(&documents, &query, count)
         });
         match scan.await {
             Ok(ids) => Ok(Some(ids)),

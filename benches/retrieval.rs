@@ -1,26 +1,33 @@
-//! Search latency on the embedded backend: p50/p99 of each mode through the retrieval service
-//! (question embedding by the local embedder included, HTTP excluded) over a synthetic corpus
-//! of 384-dimensional chunks, all owned by one user (the worst case for a per-user scan).
+//! Search latency and recall on the embedded backend: p50/p99 of each mode through the
+//! retrieval service (question embedding by the local embedder included, HTTP excluded) over a
+//! synthetic corpus of 384-dimensional chunks, all owned by one user (the worst case for a
+//! per-user index); recall@10 of each mode against exact search (brute-force cosine over every
+//! vector, BM25 over every match, and their fusion); the vector index's load time and memory.
 //!
-//! Run on demand: `cargo bench --bench retrieval` (optionally `-- 10000 50000` for the corpus
+//! Run on demand: `cargo bench --bench retrieval` (optionally `-- 10000 100000` for the corpus
 //! sizes); figures go into docs/benchmarks.md.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ragd::config::Settings;
 use ragd::services::embeddings::{Embedder, LocalEmbedder};
-use ragd::services::retrieval::{Retriever, SearchMode, SearchQuery};
-use ragd::store::{ChunkSet, NewChunk, NewDocument, NewUser, Store};
+use ragd::services::retrieval::{Retriever, SearchMode, SearchQuery, reciprocal_rank_fusion};
+use ragd::store::search::query_terms;
+use ragd::store::{ChunkSet, NewChunk, NewDocument, NewUser, SearchHit, Store};
+use sqlx::SqlitePool;
 use uuid::Uuid;
 
 const DIMENSION: usize = 384;
 const CHUNKS_PER_DOCUMENT: usize = 1000;
 const QUERIES: usize = 200;
 const WORDS_PER_CHUNK: usize = 60;
+const TOP_K: usize = 10;
+/// What the retriever asks each ranking for in hybrid mode at `top_k` 10 (4 per result).
+const HYBRID_CANDIDATES: usize = 40;
 
 /// A fixed vocabulary; word frequencies follow a rough Zipf curve, as in real text.
 fn vocabulary() -> Vec<String> {
@@ -64,7 +71,15 @@ fn text(rng: &mut Rng, words: &[String], count: usize) -> String {
         .join(" ")
 }
 
-async fn corpus(store: &Arc<dyn Store>, embedder: &LocalEmbedder, chunks: usize) -> Uuid {
+/// A chunk as the exact references know it: where it is, and its vector.
+type Key = (Uuid, i32);
+
+/// Stores `chunks` chunks for one new user; returns the user and every chunk's vector.
+async fn corpus(
+    store: &Arc<dyn Store>,
+    embedder: &LocalEmbedder,
+    chunks: usize,
+) -> (Uuid, Vec<(Key, Vec<f32>)>) {
     let user = store
         .create_user(NewUser {
             email: "bench@example.com".into(),
@@ -75,6 +90,7 @@ async fn corpus(store: &Arc<dyn Store>, embedder: &LocalEmbedder, chunks: usize)
         .unwrap_or_else(|err| panic!("user: {err}"));
     let words = vocabulary();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut vectors = Vec::with_capacity(chunks);
     for document in 0..chunks.div_ceil(CHUNKS_PER_DOCUMENT) {
         let id = Uuid::now_v7();
         store
@@ -106,6 +122,11 @@ async fn corpus(store: &Arc<dyn Store>, embedder: &LocalEmbedder, chunks: usize)
                 }
             })
             .collect();
+        vectors.extend(
+            new_chunks
+                .iter()
+                .map(|c| ((id, c.chunk_index), c.embedding.clone())),
+        );
         store
             .replace_chunks(ChunkSet {
                 user_id: user.id,
@@ -117,7 +138,87 @@ async fn corpus(store: &Arc<dyn Store>, embedder: &LocalEmbedder, chunks: usize)
             .await
             .unwrap_or_else(|err| panic!("chunks: {err}"));
     }
-    user.id
+    (user.id, vectors)
+}
+
+/// The exact vector ranking: cosine similarity with every stored vector, best first (ties by
+/// document and chunk, as the store orders them).
+fn exact_vector(vectors: &[(Key, Vec<f32>)], query: &[f32], limit: usize) -> Vec<Key> {
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let query_norm = norm(query);
+    let mut scored: Vec<(f32, Key)> = vectors
+        .iter()
+        .map(|(key, v)| {
+            let dot: f32 = v.iter().zip(query).map(|(a, b)| a * b).sum();
+            (dot / (norm(v) * query_norm), *key)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored.truncate(limit);
+    scored.into_iter().map(|(_, key)| key).collect()
+}
+
+/// The exact keyword ranking: BM25 over every chunk matching any term (no term dropped, no
+/// candidate bound), as FTS5 computes it.
+async fn exact_keyword(pool: &SqlitePool, user: Uuid, question: &str, limit: usize) -> Vec<Key> {
+    let terms = query_terms(question);
+    if terms.is_empty() {
+        return Vec::new();
+    }
+    let any = terms
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    sqlx::query_as(
+        "SELECT c.document_id, c.chunk_index FROM chunks_fts \
+         CROSS JOIN chunks AS c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH $1 \
+         AND c.user_id = $2 ORDER BY bm25(chunks_fts), c.document_id, c.chunk_index LIMIT $3",
+    )
+    .bind(any)
+    .bind(user)
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await
+    .unwrap_or_else(|err| panic!("exact keyword: {err}"))
+}
+
+/// Hits carrying only their key, for the fusion the retriever does.
+fn hits(keys: &[Key]) -> Vec<SearchHit> {
+    keys.iter()
+        .map(|&(document_id, chunk_index)| SearchHit {
+            document_id,
+            filename: String::new(),
+            chunk_index,
+            text: String::new(),
+            page: None,
+            char_start: 0,
+            char_end: 0,
+            score: 0.0,
+        })
+        .collect()
+}
+
+/// The exact top 10 of each mode for `question`.
+async fn exact(
+    pool: &SqlitePool,
+    user: Uuid,
+    vectors: &[(Key, Vec<f32>)],
+    embedder: &LocalEmbedder,
+    question: &str,
+) -> HashMap<&'static str, Vec<Key>> {
+    let vector = exact_vector(vectors, &embedder.embed_text(question), HYBRID_CANDIDATES);
+    let keyword = exact_keyword(pool, user, question, HYBRID_CANDIDATES).await;
+    let fused: Vec<Key> = reciprocal_rank_fusion(vec![hits(&vector), hits(&keyword)], TOP_K)
+        .into_iter()
+        .map(|hit| (hit.document_id, hit.chunk_index))
+        .collect();
+    let top = |keys: &[Key]| keys.iter().take(TOP_K).copied().collect::<Vec<_>>();
+    HashMap::from([
+        ("vector", top(&vector)),
+        ("keyword", top(&keyword)),
+        ("hybrid", fused),
+    ])
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -125,14 +226,23 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[at].as_secs_f64() * 1e3
 }
 
+/// This process's resident memory in MiB.
+fn resident_mib() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0 / (1024.0 * 1024.0)
+}
+
 async fn run(chunks: usize) {
     let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("temp dir: {err}"));
+    let database = dir.path().join("ragd.db");
     let values: HashMap<String, String> = [
         ("DATA_DIR", dir.path().display().to_string()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}/ragd.db", dir.path().display()),
-        ),
+        ("DATABASE_URL", format!("sqlite://{}", database.display())),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -142,44 +252,124 @@ async fn run(chunks: usize) {
         .await
         .unwrap_or_else(|err| panic!("store: {err}"));
     let local = LocalEmbedder::new(DIMENSION).unwrap_or_else(|err| panic!("embedder: {err}"));
-    let loading = Instant::now();
-    let user = corpus(&store, &local, chunks).await;
-    let loaded = loading.elapsed();
-    let embedder: Arc<dyn Embedder> = Arc::new(local);
-    let retriever = Retriever::new(store.clone(), embedder);
+    let storing = Instant::now();
+    let (user, vectors) = corpus(&store, &local, chunks).await;
+    let stored = storing.elapsed();
     let words = vocabulary();
     let mut rng = Rng(42);
-    let questions: Vec<String> = (0..QUERIES).map(|_| text(&mut rng, &words, 8)).collect();
-    println!(
-        "{chunks} chunks ({DIMENSION}-d), loaded in {:.1} s:",
-        loaded.as_secs_f64()
-    );
-    for mode in [SearchMode::Vector, SearchMode::Keyword, SearchMode::Hybrid] {
-        let mut times = Vec::with_capacity(QUERIES);
-        for question in &questions {
-            let started = Instant::now();
-            let results = retriever
-                .search(SearchQuery {
-                    user_id: user,
-                    text: question,
-                    document_ids: &[],
-                    top_k: 10,
-                    mode,
-                })
-                .await
-                .unwrap_or_else(|err| panic!("search: {err}"));
-            times.push(started.elapsed());
-            assert!(!results.is_empty(), "every question matches something");
+    let sets = [
+        (
+            "Zipf questions (8 words, mostly common)",
+            (0..QUERIES)
+                .map(|_| text(&mut rng, &words, 8))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "rare-word questions (4 of the 512 least frequent words)",
+            (0..QUERIES)
+                .map(|_| rare_words(&mut rng, &words, 4))
+                .collect(),
+        ),
+    ];
+
+    // The exact references, from a separate connection to the same file.
+    let pool = SqlitePool::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .unwrap_or_else(|err| panic!("reference pool: {err}"));
+    let mut expected = Vec::new();
+    for (_, questions) in &sets {
+        let mut exact_set = Vec::with_capacity(QUERIES);
+        for question in questions {
+            exact_set.push(exact(&pool, user, &vectors, &local, question).await);
         }
-        times.sort();
-        println!(
-            "  {:<8} p50 {:6.2} ms  p99 {:6.2} ms  ({QUERIES} queries, top_k 10)",
-            mode.as_str(),
-            percentile(&times, 0.5),
-            percentile(&times, 0.99)
-        );
+        expected.push(exact_set);
+    }
+    pool.close().await;
+
+    let embedder: Arc<dyn Embedder> = Arc::new(local);
+    let retriever = Retriever::new(store.clone(), embedder);
+    println!(
+        "{chunks} chunks ({DIMENSION}-d), stored in {:.1} s (embedding included):",
+        stored.as_secs_f64()
+    );
+    let before = resident_mib();
+    let loading = Instant::now();
+    search(&retriever, user, &sets[0].1[0], SearchMode::Vector).await;
+    println!(
+        "  index load (first vector search): {:.0} ms, resident memory +{:.0} MiB",
+        loading.elapsed().as_secs_f64() * 1e3,
+        resident_mib() - before
+    );
+    // Kept until now so that the index's memory is new memory, not freed reference vectors.
+    drop(vectors);
+    for ((label, questions), expected) in sets.iter().zip(&expected) {
+        println!("  {label}:");
+        for mode in [SearchMode::Vector, SearchMode::Keyword, SearchMode::Hybrid] {
+            measure(&retriever, user, questions, expected, mode).await;
+        }
     }
     store.close().await;
+}
+
+/// `count` words drawn evenly from the less frequent half of the vocabulary.
+fn rare_words(rng: &mut Rng, words: &[String], count: usize) -> String {
+    let rare = &words[words.len() / 2..];
+    (0..count)
+        .map(|_| rare[(rng.next() % rare.len() as u64) as usize].as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn search(
+    retriever: &Retriever,
+    user: Uuid,
+    question: &str,
+    mode: SearchMode,
+) -> Vec<ragd::services::retrieval::Citation> {
+    retriever
+        .search(SearchQuery {
+            user_id: user,
+            text: question,
+            document_ids: &[],
+            top_k: TOP_K as u32,
+            mode,
+        })
+        .await
+        .unwrap_or_else(|err| panic!("search: {err}"))
+}
+
+/// Prints the latency percentiles and recall@10 of `mode` over `questions`.
+async fn measure(
+    retriever: &Retriever,
+    user: Uuid,
+    questions: &[String],
+    expected: &[HashMap<&'static str, Vec<Key>>],
+    mode: SearchMode,
+) {
+    let mut times = Vec::with_capacity(questions.len());
+    let mut recalled = 0;
+    let mut relevant = 0;
+    for (question, expected) in questions.iter().zip(expected) {
+        let started = Instant::now();
+        let results = search(retriever, user, question, mode).await;
+        times.push(started.elapsed());
+        let found: HashSet<Key> = results
+            .iter()
+            .map(|c| (c.document_id, c.chunk_index as i32))
+            .collect();
+        let exact = &expected[mode.as_str()];
+        relevant += exact.len();
+        recalled += exact.iter().filter(|key| found.contains(key)).count();
+    }
+    times.sort();
+    println!(
+        "    {:<8} p50 {:6.2} ms  p99 {:6.2} ms  recall@10 {:.3}  ({} queries)",
+        mode.as_str(),
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        recalled as f64 / relevant.max(1) as f64,
+        questions.len()
+    );
 }
 
 fn main() {

@@ -144,6 +144,11 @@ pub const VARIABLES: &[Variable] = &[
         "PostgreSQL: search through an HNSW index (false: exact scans, for pgvector builds whose HNSW fails on this CPU)",
     ),
     var(
+        "SEARCH_INDEX_MEMORY_MB",
+        "512",
+        "SQLite: memory for users' vectors held for search (~0.4 MiB per 1,000 384-d chunks); users beyond it are searched by an exact scan",
+    ),
+    var(
         "LLM_TIMEOUT_SECONDS",
         "60",
         "total timeout of one upstream LLM call",
@@ -297,6 +302,8 @@ pub struct Settings {
     pub vector_dimension: Option<usize>,
     /// PostgreSQL: build and use an HNSW index for vector search (else exact scans).
     pub pgvector_hnsw: bool,
+    /// SQLite: the in-process vector index's memory budget in bytes.
+    pub search_index_memory_bytes: usize,
     pub llm_timeout: Duration,
     pub llm_ttft_timeout: Option<Duration>,
     pub llm_max_retries: u32,
@@ -507,6 +514,12 @@ impl Settings {
                 None => None,
             },
             pgvector_hnsw: r.flag("PGVECTOR_HNSW")?,
+            search_index_memory_bytes: r.number_in::<usize>(
+                "SEARCH_INDEX_MEMORY_MB",
+                0,
+                1_048_576,
+            )? * 1024
+                * 1024,
             llm_timeout: r.seconds("LLM_TIMEOUT_SECONDS", 3600)?,
             llm_ttft_timeout: match r.optional("LLM_TTFT_TIMEOUT_SECONDS") {
                 Some(_) => Some(r.seconds("LLM_TTFT_TIMEOUT_SECONDS", 3600)?),
@@ -618,6 +631,10 @@ impl Settings {
                 optional(self.vector_dimension.map(|v| v.to_string())),
             ),
             ("PGVECTOR_HNSW", self.pgvector_hnsw.to_string()),
+            (
+                "SEARCH_INDEX_MEMORY_MB",
+                (self.search_index_memory_bytes / 1024 / 1024).to_string(),
+            ),
             (
                 "LLM_TIMEOUT_SECONDS",
                 self.llm_timeout.as_secs().to_string(),

@@ -70,9 +70,11 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
 /// Opens the configured backend and brings its schema up to date.
 pub async fn connect(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
     let store: Arc<dyn Store> = match &settings.database_url {
-        DatabaseUrl::Sqlite(path) => {
-            Arc::new(sqlite::SqliteStore::open(path, settings.database_max_connections).await?)
-        }
+        DatabaseUrl::Sqlite(path) => Arc::new(
+            sqlite::SqliteStore::open(path, settings.database_max_connections)
+                .await?
+                .with_vector_index_budget(settings.search_index_memory_bytes),
+        ),
         DatabaseUrl::Postgres(url) => {
             let store =
                 postgres::PgStore::connect(url.expose(), settings.database_max_connections).await?;

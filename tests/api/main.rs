@@ -28,6 +28,7 @@ mod openai_sdk;
 mod rag;
 mod rate_limits;
 mod search;
+mod search_index;
 mod shutdown;
 mod store;
 mod ui;

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use ragd::store::{ChunkSet, NewChunk, NewDocument};
+use ragd::store::{ChunkSet, NewChunk, NewDocument, Store};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -70,7 +70,18 @@ pub async fn caller(app: &TestApp, email: &str) -> Caller {
 
 /// Stores a ready document of `chunks` for `user`, embedded by the app's embedder.
 pub async fn seed(app: &TestApp, user: Uuid, filename: &str, chunks: &[&str]) -> Uuid {
-    let store = app.store();
+    seed_through(&*app.store(), app, user, filename, chunks).await
+}
+
+/// [`seed`] through `store`, which may be another handle on the app's database (as another
+/// process would write it).
+pub async fn seed_through(
+    store: &dyn Store,
+    app: &TestApp,
+    user: Uuid,
+    filename: &str,
+    chunks: &[&str],
+) -> Uuid {
     let id = Uuid::now_v7();
     store
         .create_document(NewDocument {
@@ -143,7 +154,7 @@ async fn search_raw(app: &TestApp, token: &str, body: Value) -> reqwest::Respons
 }
 
 /// A successful search's results.
-async fn search(app: &TestApp, token: &str, body: Value) -> Vec<Value> {
+pub async fn search(app: &TestApp, token: &str, body: Value) -> Vec<Value> {
     let response = search_raw(app, token, body.clone()).await;
     assert_eq!(response.status(), StatusCode::OK, "search {body}");
     let answer: Value = response.json().await.unwrap();
@@ -152,7 +163,7 @@ async fn search(app: &TestApp, token: &str, body: Value) -> Vec<Value> {
     answer["results"].as_array().unwrap().clone()
 }
 
-fn filenames(results: &[Value]) -> Vec<&str> {
+pub fn filenames(results: &[Value]) -> Vec<&str> {
     results
         .iter()
         .map(|r| r["filename"].as_str().unwrap())
@@ -167,7 +178,7 @@ pub async fn search_app(backend: Backend, extra: &[(&str, &str)]) -> Option<Test
 }
 
 /// A worker-less app with default settings on `backend`.
-async fn search_app_on(backend: Backend) -> Option<TestApp> {
+pub async fn search_app_on(backend: Backend) -> Option<TestApp> {
     search_app(backend, &[]).await
 }
 
@@ -181,6 +192,7 @@ crate::on_both_backends!(
     only_ready_documents_are_searched,
     deleted_documents_disappear_from_every_mode,
     top_k_is_filled_from_the_callers_chunks_among_many,
+    keyword_search_finds_the_callers_chunks_below_other_users_best,
     another_users_chunks_are_never_returned,
     hostile_queries_never_fail,
     invalid_requests_are_422_with_field_paths,
@@ -415,6 +427,32 @@ async fn top_k_is_filled_from_the_callers_chunks_among_many(app: TestApp) {
         all["top_k"] = json!(50);
         assert_eq!(search(&app, &ada.token, all).await.len(), 50, "{mode}");
     }
+}
+
+async fn keyword_search_finds_the_callers_chunks_below_other_users_best(app: TestApp) {
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    // Ada's 150 chunks all rank above Bob's one: more than the embedded backend's first,
+    // unfiltered pass over the full-text index keeps (100 for one result).
+    let many: Vec<String> = (0..150)
+        .map(|i| format!("Herons, herons and herons: flock {i}."))
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    seed(&app, ada.id, "ada-herons.txt", &many).await;
+    seed(
+        &app,
+        bob.id,
+        "bob.txt",
+        &["A long note about the harbour, with one heron in it."],
+    )
+    .await;
+    let results = search(
+        &app,
+        &bob.token,
+        json!({"query": "herons", "mode": "keyword", "top_k": 1}),
+    )
+    .await;
+    assert_eq!(filenames(&results), ["bob.txt"]);
 }
 
 async fn another_users_chunks_are_never_returned(app: TestApp) {

@@ -3,9 +3,12 @@
 //! one file.
 
 mod search;
+mod stop_words;
 mod vector_extension;
+mod vectors;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,11 +19,18 @@ use super::{Store, StoreError};
 use crate::store::portable::impl_portable_stores;
 use crate::store::portable_ingest::impl_portable_ingest_stores;
 use crate::store::usage::impl_portable_usage_store;
+use vectors::VectorIndex;
+
+/// The vector index's memory budget when none is configured (`SEARCH_INDEX_MEMORY_MB`'s
+/// default): about 1.3 million 384-dimensional chunks.
+pub const DEFAULT_VECTOR_INDEX_BYTES: usize = 512 * 1024 * 1024;
 
 /// Embedded SQLite storage.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Shared by the clones: one cache of users' vectors per opened file.
+    vectors: Arc<VectorIndex>,
 }
 
 impl SqliteStore {
@@ -45,7 +55,19 @@ impl SqliteStore {
             .await
             .map_err(StoreError::Unavailable)?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            vectors: Arc::new(VectorIndex::new(DEFAULT_VECTOR_INDEX_BYTES)),
+        })
+    }
+
+    /// The same store with a vector index that keeps at most `bytes` of users' vectors in
+    /// memory (users beyond it are searched by an exact scan in SQLite).
+    pub fn with_vector_index_budget(self, bytes: usize) -> Self {
+        Self {
+            vectors: Arc::new(VectorIndex::new(bytes)),
+            ..self
+        }
     }
 
     /// Write transactions take SQLite's write lock at once: a deferred transaction that

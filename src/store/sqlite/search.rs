@@ -1,5 +1,7 @@
-//! Search on the embedded backend: exact cosine distance with sqlite-vec over the caller's
-//! chunks (no approximation, so no recall loss) and FTS5's BM25 for keywords.
+//! Search on the embedded backend. Vector: the in-process index ([`super::vectors`]) picks a
+//! few candidates per result by a quantized scan, and sqlite-vec ranks those by exact cosine
+//! distance (the whole scope when the user's vectors exceed the index's budget). Keyword:
+//! FTS5's BM25 over the query's words less English stop words.
 //!
 //! Both rank chunk ids in an inner query and read the texts of the `limit` winners only,
 //! instead of carrying every candidate's text through the sort.
@@ -8,8 +10,20 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
+use super::stop_words::without_stop_words;
 use crate::store::search::{HIT_COLUMNS, SearchHit, SearchScope, SearchStore, any_of, push_scope};
 use crate::store::{StoreError, chunks::vector_to_blob};
+
+/// Candidates the quantized scan passes to the exact re-ranking per result, and at least:
+/// enough that quantization, which only swaps near-equal scores, never pushes one of the
+/// exact best out (recall@10 measured in benches/retrieval.rs).
+const CANDIDATES_PER_RESULT: usize = 4;
+const MIN_CANDIDATES: usize = 40;
+
+/// Rows FTS5 ranks on its own before the scope's filters, per result and at least (see
+/// [`keyword_query`]).
+const KEYWORD_CANDIDATES_PER_RESULT: u32 = 10;
+const MIN_KEYWORD_CANDIDATES: u32 = 100;
 
 /// Opens a query whose inner part (pushed next) yields `(id, distance)` rows, lowest distance
 /// best; `score` turns `ranked.distance` into a higher-is-better score.
@@ -28,10 +42,50 @@ fn close_ranked(sql: &mut QueryBuilder<Sqlite>, limit: u32) {
         );
 }
 
+/// The keyword query for `matching` (an FTS5 expression). With a `bound`, FTS5 ranks alone
+/// (no join per match) and keeps its best `bound` rows, of which the scope's best `limit` are
+/// taken: the same hits as ranking every match in scope whenever `limit` of them are in scope
+/// (up to the order of equal scores), at half the cost. Without, every match in scope is
+/// ranked; CROSS JOIN then fixes the full-text index as the outer loop (the other way round,
+/// SQLite may run the whole MATCH once per chunk of the user). bm25() is lower-is-better.
+fn keyword_query(
+    scope: SearchScope<'_>,
+    matching: &str,
+    limit: u32,
+    bound: Option<u32>,
+) -> QueryBuilder<Sqlite> {
+    let mut sql = ranked("-ranked.distance");
+    match bound {
+        Some(bound) => sql
+            .push(
+                "SELECT c.id, top.distance AS distance FROM (SELECT rowid AS id, \
+                 bm25(chunks_fts) AS distance FROM chunks_fts WHERE chunks_fts MATCH ",
+            )
+            .push_bind(matching.to_owned())
+            .push(" ORDER BY distance LIMIT ")
+            .push_bind(i64::from(bound))
+            .push(
+                ") AS top CROSS JOIN chunks AS c ON c.id = top.id \
+                 CROSS JOIN documents AS d ON d.id = c.document_id WHERE",
+            ),
+        None => sql
+            .push(
+                "SELECT c.id, bm25(chunks_fts) AS distance FROM chunks_fts \
+                 CROSS JOIN chunks AS c ON c.id = chunks_fts.rowid \
+                 CROSS JOIN documents AS d ON d.id = c.document_id WHERE chunks_fts MATCH ",
+            )
+            .push_bind(matching.to_owned())
+            .push(" AND"),
+    };
+    push_scope(&mut sql, &scope);
+    close_ranked(&mut sql, limit);
+    sql
+}
+
 #[async_trait]
 impl SearchStore for SqliteStore {
     async fn prepare_vector_index(&self, _dimension: usize) -> Result<(), StoreError> {
-        // Exact search reads the vectors where they are stored: nothing to build.
+        // The in-process index is built per user, on their first search: nothing up front.
         Ok(())
     }
 
@@ -41,6 +95,16 @@ impl SearchStore for SqliteStore {
         query: &[f32],
         limit: u32,
     ) -> Result<Vec<SearchHit>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let count = (limit as usize)
+            .saturating_mul(CANDIDATES_PER_RESULT)
+            .max(MIN_CANDIDATES);
+        let candidates = self
+            .vectors
+            .candidates(&self.pool, scope, query, count)
+            .await?;
         let mut sql = ranked("1.0 - ranked.distance");
         sql.push("SELECT c.id, vec_distance_cosine(c.embedding, ")
             .push_bind(vector_to_blob(query))
@@ -48,6 +112,17 @@ impl SearchStore for SqliteStore {
                 ") AS distance FROM chunks AS c JOIN documents AS d ON d.id = c.document_id WHERE",
             );
         push_scope(&mut sql, &scope);
+        if let Some(ids) = candidates {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push(" AND c.id IN (");
+            let mut list = sql.separated(", ");
+            for id in ids {
+                list.push_bind(id);
+            }
+            sql.push(")");
+        }
         close_ranked(&mut sql, limit);
         Ok(sql.build_query_as().fetch_all(&self.pool).await?)
     }
@@ -58,21 +133,26 @@ impl SearchStore for SqliteStore {
         terms: &[String],
         limit: u32,
     ) -> Result<Vec<SearchHit>, StoreError> {
-        if terms.is_empty() {
+        let terms = without_stop_words(terms);
+        if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        // CROSS JOIN fixes the full-text index as the outer loop: the other way round, SQLite
-        // may run the whole MATCH once per chunk of the user. bm25() is lower-is-better.
-        let mut sql = ranked("-ranked.distance");
-        sql.push(
-            "SELECT c.id, bm25(chunks_fts) AS distance FROM chunks_fts \
-             CROSS JOIN chunks AS c ON c.id = chunks_fts.rowid \
-             CROSS JOIN documents AS d ON d.id = c.document_id WHERE chunks_fts MATCH ",
-        )
-        .push_bind(any_of(terms, "OR"))
-        .push(" AND");
-        push_scope(&mut sql, &scope);
-        close_ranked(&mut sql, limit);
-        Ok(sql.build_query_as().fetch_all(&self.pool).await?)
+        let matching = any_of(&terms, "OR");
+        let bound = limit
+            .saturating_mul(KEYWORD_CANDIDATES_PER_RESULT)
+            .max(MIN_KEYWORD_CANDIDATES);
+        let hits = keyword_query(scope, &matching, limit, Some(bound))
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?;
+        if hits.len() >= limit as usize {
+            return Ok(hits);
+        }
+        // Fewer than `limit` of the best matches are in scope (another user's chunks ranked
+        // higher, or there are few matches): rank every match in scope.
+        Ok(keyword_query(scope, &matching, limit, None)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await?)
     }
 }

@@ -7,6 +7,8 @@
 //! search generation (kept by triggers, so writes by any process count) says whether the copy
 //! is current; when it is not, only the documents whose chunk set changed are read again. A
 //! user whose vectors would not fit the budget is searched by the exact scan in SQLite.
+//! Concurrent searches that find a user's copy missing or stale wait for one read rather than
+//! each reading the same vectors (up to a second and tens of MB at 100k chunks).
 
 mod load;
 mod quantized;
@@ -48,6 +50,11 @@ struct Users {
 pub struct VectorIndex {
     budget: usize,
     users: Mutex<Users>,
+    /// One gate per user whose vectors are being read; removed by the last one through it.
+    reading: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// Reads of a user's vectors from SQLite, for tests.
+    #[cfg(test)]
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl VectorIndex {
@@ -59,6 +66,9 @@ impl VectorIndex {
                 lru: LruCache::unbounded(),
                 bytes: 0,
             }),
+            reading: Mutex::default(),
+            #[cfg(test)]
+            reads: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -107,13 +117,52 @@ impl VectorIndex {
         model: &str,
         dimension: usize,
     ) -> Result<Option<Arc<UserVectors>>, StoreError> {
-        let cached = self.lock().lru.get(&user_id).cloned();
-        if let Some(cached) = &cached {
-            let generation = load::generation(&mut *pool.acquire().await?, user_id).await?;
-            if cached.is_current(generation, model, dimension) {
-                return Ok(Some(cached.clone()));
-            }
+        if let Some(current) = self.cached_current(pool, user_id, model, dimension).await? {
+            return Ok(Some(current));
         }
+        let gate = self.gate(user_id);
+        let result = async {
+            let _reading = gate.lock().await;
+            // Whoever held the gate before may have just read what this search needs.
+            if let Some(current) = self.cached_current(pool, user_id, model, dimension).await? {
+                return Ok(Some(current));
+            }
+            self.read_and_keep(pool, user_id, model, dimension).await
+        }
+        .await;
+        self.release_gate(user_id, gate);
+        result
+    }
+
+    /// The cached copy, if there is one and its generation is current.
+    async fn cached_current(
+        &self,
+        pool: &SqlitePool,
+        user_id: Uuid,
+        model: &str,
+        dimension: usize,
+    ) -> Result<Option<Arc<UserVectors>>, StoreError> {
+        let Some(cached) = self.lock().lru.get(&user_id).cloned() else {
+            return Ok(None);
+        };
+        let generation = load::generation(&mut *pool.acquire().await?, user_id).await?;
+        Ok(cached
+            .is_current(generation, model, dimension)
+            .then_some(cached))
+    }
+
+    /// Reads the user's vectors (refreshing the cached copy when there is one) and caches them.
+    async fn read_and_keep(
+        &self,
+        pool: &SqlitePool,
+        user_id: Uuid,
+        model: &str,
+        dimension: usize,
+    ) -> Result<Option<Arc<UserVectors>>, StoreError> {
+        #[cfg(test)]
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cached = self.lock().lru.peek(&user_id).cloned();
         let Some(fresh) = self
             .refresh(pool, user_id, model, dimension, cached.as_deref())
             .await?
@@ -200,6 +249,26 @@ impl VectorIndex {
         }
     }
 
+    /// The user's reading gate, shared by every search reading their vectors right now.
+    fn gate(&self, user_id: Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        self.reading_lock().entry(user_id).or_default().clone()
+    }
+
+    /// Drops `gate`, and its map entry when no other search holds it.
+    fn release_gate(&self, user_id: Uuid, gate: Arc<tokio::sync::Mutex<()>>) {
+        let mut reading = self.reading_lock();
+        // The map's reference and this one: nobody else is waiting.
+        if Arc::strong_count(&gate) == 2 {
+            reading.remove(&user_id);
+        }
+    }
+
+    fn reading_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>> {
+        self.reading.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn forget(&self, user_id: Uuid) {
         let mut users = self.lock();
         if let Some(forgotten) = users.lru.pop(&user_id) {
@@ -213,8 +282,92 @@ impl VectorIndex {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{
+        ChunkSet, ChunkStore, DocumentStore, NewChunk, NewDocument, NewUser, UserStore,
+    };
+
+    /// A store with one user owning one ready document of `chunks` 4-dimensional chunks.
+    async fn store_with_chunks(dir: &std::path::Path, chunks: usize) -> (SqliteStore, Uuid) {
+        let store = SqliteStore::open(&dir.join("ragd.db"), 8).await.unwrap();
+        let user = store
+            .create_user(NewUser {
+                email: "ada@example.com".into(),
+                password_hash: "x".into(),
+                role: "user".into(),
+            })
+            .await
+            .unwrap()
+            .id;
+        let document = Uuid::now_v7();
+        store
+            .create_document(NewDocument {
+                id: document,
+                user_id: user,
+                filename: "a.txt".into(),
+                content_type: "text/plain".into(),
+                size_bytes: 1,
+                sha256: document.simple().to_string(),
+                metadata: serde_json::json!({}),
+                storage_path: document.simple().to_string(),
+            })
+            .await
+            .unwrap();
+        let new_chunks: Vec<NewChunk> = (0..chunks)
+            .map(|n| NewChunk {
+                chunk_index: i32::try_from(n).unwrap(),
+                text: format!("chunk {n}"),
+                page: None,
+                char_start: 0,
+                char_end: 1,
+                heading_path: None,
+                token_count: 2,
+                embedding: vec![1.0, n as f32, 0.5, -1.0],
+            })
+            .collect();
+        let stored = store
+            .replace_chunks(ChunkSet {
+                user_id: user,
+                document_id: document,
+                model: "m",
+                dimension: 4,
+                chunks: &new_chunks,
+            })
+            .await
+            .unwrap();
+        assert!(stored);
+        (store, user)
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_searches_read_the_vectors_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, user) = store_with_chunks(dir.path(), 50).await;
+        let scope = SearchScope {
+            user_id: user,
+            document_ids: &[],
+            embedding_model: "m",
+        };
+        let query = [1.0, 2.0, 0.5, -1.0];
+        let searches = (0..8).map(|_| store.vectors.candidates(&store.pool, scope, &query, 5));
+        for found in futures::future::join_all(searches).await {
+            assert_eq!(found.unwrap().unwrap().len(), 5);
+        }
+        assert_eq!(
+            store
+                .vectors
+                .reads
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert!(
+            store.vectors.reading_lock().is_empty(),
+            "no gate left behind"
+        );
+    }
 
     fn user(generation: i64, bytes: usize) -> Arc<UserVectors> {
         Arc::new(UserVectors {

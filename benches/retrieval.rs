@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use ragd::config::Settings;
 use ragd::services::embeddings::{Embedder, LocalEmbedder};
-use ragd::services::retrieval::{Retriever, SearchMode, SearchQuery, reciprocal_rank_fusion};
+use ragd::services::retrieval::{
+    Retriever, SearchMode, SearchQuery, reciprocal_rank_fusion, vector_weight,
+};
 use ragd::store::search::query_terms;
 use ragd::store::{ChunkSet, NewChunk, NewDocument, NewUser, SearchHit, Store};
 use sqlx::SqlitePool;
@@ -209,10 +211,12 @@ async fn exact(
 ) -> HashMap<&'static str, Vec<Key>> {
     let vector = exact_vector(vectors, &embedder.embed_text(question), HYBRID_CANDIDATES);
     let keyword = exact_keyword(pool, user, question, HYBRID_CANDIDATES).await;
-    let fused: Vec<Key> = reciprocal_rank_fusion(vec![hits(&vector), hits(&keyword)], TOP_K)
-        .into_iter()
-        .map(|hit| (hit.document_id, hit.chunk_index))
-        .collect();
+    let weight = vector_weight(embedder.model());
+    let fused: Vec<Key> =
+        reciprocal_rank_fusion(vec![(hits(&vector), weight), (hits(&keyword), 1.0)], TOP_K)
+            .into_iter()
+            .map(|hit| (hit.document_id, hit.chunk_index))
+            .collect();
     let top = |keys: &[Key]| keys.iter().take(TOP_K).copied().collect::<Vec<_>>();
     HashMap::from([
         ("vector", top(&vector)),

@@ -13,8 +13,10 @@ ragd=$(realpath "${RAGD_BIN:-${CARGO_TARGET_DIR:-target}/release/ragd}")
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 read -r -a extra <<<"${RAGD_ENV:-}"
+# One ingest worker: the corpus has files of identical content, and which of them is kept
+# (the others are "already present") must not depend on timing, or the figures would move.
 settings=(DATA_DIR="$dir" DATABASE_URL="sqlite://$dir/ragd.db" PORT="$port" RUST_LOG=warn
-  RATE_LIMIT_PER_MINUTE=1000000 "${extra[@]}")
+  RATE_LIMIT_PER_MINUTE=1000000 INGEST_WORKERS=1 "${extra[@]}")
 password=evaluation-password
 echo "$password" | env "${settings[@]}" "$ragd" user create --email eval@example.com --password-stdin >/dev/null
 env "${settings[@]}" "$ragd" ingest "$corpus"/*.html --user eval@example.com >"$dir/ingest.log" 2>&1 ||
@@ -27,5 +29,5 @@ for _ in $(seq 1 100); do curl -sf "$base/health" >/dev/null && break; sleep 0.1
 token=$(curl -sf -X POST "$base/api/v1/auth/token" -H 'content-type: application/json' \
   -d "{\"email\":\"eval@example.com\",\"password\":\"$password\"}" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-echo "# corpus: $corpus ($(ls "$corpus"/*.html | wc -l) HTML files); $(grep -c . "$dir/ingest.log" || true) lines of ingest log"
+echo "# corpus: $corpus ($(ls "$corpus"/*.html | wc -l) HTML files); ingest: $(tail -1 "$dir/ingest.log")"
 python3 scripts/eval-retrieval.py "$base" "$token" scripts/eval/rust-book.json

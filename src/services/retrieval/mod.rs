@@ -9,7 +9,7 @@ mod mode;
 mod retriever;
 
 pub use citation::Citation;
-pub use fusion::{RRF_K, reciprocal_rank_fusion};
+pub use fusion::{RRF_K, reciprocal_rank_fusion, vector_weight};
 pub use grounding::{merge_overlapping, retrieval_query};
 pub use mode::SearchMode;
 pub use retriever::{MAX_TOP_K, RetrievalError, Retriever, SearchQuery};

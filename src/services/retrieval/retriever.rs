@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-use super::fusion::reciprocal_rank_fusion;
+use super::fusion::{reciprocal_rank_fusion, vector_weight};
 use super::{Citation, SearchMode, metrics};
 use crate::services::embeddings::{Embedder, EmbeddingError};
 use crate::store::search::query_terms;
@@ -72,7 +72,8 @@ impl Retriever {
                     self.vector(scope, query.text, candidates),
                     self.keyword(scope, query.text, candidates),
                 )?;
-                reciprocal_rank_fusion(vec![vector, keyword], top_k as usize)
+                let weight = vector_weight(self.embedder.model());
+                reciprocal_rank_fusion(vec![(vector, weight), (keyword, 1.0)], top_k as usize)
             }
         };
         metrics::search_done(

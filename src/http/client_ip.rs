@@ -24,6 +24,10 @@ pub fn client_ip(parts: &Parts, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip())?;
+    // The header is read only from a trusted proxy: nothing to parse for anyone else.
+    if !is_trusted(&peer, trusted_proxies) {
+        return Some(peer);
+    }
     Some(behind_proxies(peer, forwarded_for(parts), trusted_proxies))
 }
 
@@ -42,10 +46,9 @@ fn forwarded_for(parts: &Parts) -> Vec<&str> {
 /// Walks from `peer` leftwards through `chain` while the current hop is a trusted proxy. An
 /// entry that is not an address stops the walk at the proxy that passed it on.
 fn behind_proxies(peer: IpAddr, chain: Vec<&str>, trusted_proxies: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
     let mut client = peer;
     for entry in chain.into_iter().rev() {
-        if !is_trusted(&client) {
+        if !is_trusted(&client, trusted_proxies) {
             break;
         }
         match entry.parse::<IpAddr>() {
@@ -54,6 +57,10 @@ fn behind_proxies(peer: IpAddr, chain: Vec<&str>, trusted_proxies: &[IpNet]) -> 
         }
     }
     client
+}
+
+fn is_trusted(ip: &IpAddr, trusted_proxies: &[IpNet]) -> bool {
+    trusted_proxies.iter().any(|net| net.contains(ip))
 }
 
 /// The caller's address, for handlers.

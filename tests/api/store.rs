@@ -14,6 +14,11 @@ crate::for_both_backends!(
     usage_batches_larger_than_one_insert_are_written_whole,
 );
 
+/// A stored account for `email`.
+async fn user(store: &dyn Store, email: &str) -> ragd::store::User {
+    store.create_user(new_user(email)).await.unwrap()
+}
+
 fn new_user(email: &str) -> NewUser {
     NewUser {
         email: email.into(),
@@ -23,10 +28,7 @@ fn new_user(email: &str) -> NewUser {
 }
 
 async fn users_round_trip(store: Arc<dyn Store>) {
-    let created = store
-        .create_user(new_user("ada@example.com"))
-        .await
-        .unwrap();
+    let created = user(&*store, "ada@example.com").await;
     let by_email = store
         .user_by_email("ada@example.com")
         .await
@@ -44,10 +46,7 @@ async fn users_round_trip(store: Arc<dyn Store>) {
             .unwrap()
             .is_none()
     );
-    store
-        .create_user(new_user("bob@example.com"))
-        .await
-        .unwrap();
+    user(&*store, "bob@example.com").await;
     let listed: Vec<_> = store
         .list_users()
         .await
@@ -59,10 +58,7 @@ async fn users_round_trip(store: Arc<dyn Store>) {
 }
 
 async fn a_taken_email_is_a_conflict(store: Arc<dyn Store>) {
-    store
-        .create_user(new_user("ada@example.com"))
-        .await
-        .unwrap();
+    user(&*store, "ada@example.com").await;
     let err = store
         .create_user(new_user("ada@example.com"))
         .await
@@ -71,10 +67,7 @@ async fn a_taken_email_is_a_conflict(store: Arc<dyn Store>) {
 }
 
 async fn deleting_a_user_reports_whether_it_existed(store: Arc<dyn Store>) {
-    let user = store
-        .create_user(new_user("ada@example.com"))
-        .await
-        .unwrap();
+    let user = user(&*store, "ada@example.com").await;
     assert!(store.delete_user(user.id).await.unwrap());
     assert!(!store.delete_user(user.id).await.unwrap());
     assert!(store.user_by_id(user.id).await.unwrap().is_none());
@@ -82,14 +75,8 @@ async fn deleting_a_user_reports_whether_it_existed(store: Arc<dyn Store>) {
 
 async fn revoking_keys_and_deleting_users_is_logged_for_other_replicas(store: Arc<dyn Store>) {
     let started = now_micros();
-    let ada = store
-        .create_user(new_user("ada@example.com"))
-        .await
-        .unwrap();
-    let bob = store
-        .create_user(new_user("bob@example.com"))
-        .await
-        .unwrap();
+    let ada = user(&*store, "ada@example.com").await;
+    let bob = user(&*store, "bob@example.com").await;
     let key = store
         .create_api_key(
             ada.id,
@@ -128,14 +115,8 @@ async fn revoking_keys_and_deleting_users_is_logged_for_other_replicas(store: Ar
 }
 
 async fn a_user_holds_at_most_the_limit_of_keys(store: Arc<dyn Store>) {
-    let ada = store
-        .create_user(new_user("ada@example.com"))
-        .await
-        .unwrap();
-    let bob = store
-        .create_user(new_user("bob@example.com"))
-        .await
-        .unwrap();
+    let ada = user(&*store, "ada@example.com").await;
+    let bob = user(&*store, "bob@example.com").await;
     let key = |n: u32| NewApiKey {
         name: format!("key {n}"),
         prefix: "rk_0123".into(),
@@ -178,10 +159,7 @@ async fn a_user_holds_at_most_the_limit_of_keys(store: Arc<dyn Store>) {
 }
 
 async fn usage_batches_larger_than_one_insert_are_written_whole(store: Arc<dyn Store>) {
-    let ada = store
-        .create_user(new_user("ada@example.com"))
-        .await
-        .unwrap();
+    let ada = user(&*store, "ada@example.com").await;
     let events: Vec<UsageEvent> = (0..1_201)
         .map(|n| UsageEvent {
             id: uuid::Uuid::now_v7(),

@@ -193,12 +193,8 @@ impl Accounts {
             .credentials
             .get(&fingerprint, jsonwebtoken::get_current_timestamp())
         {
-            Some(hit) => {
-                record_cache_lookup(&self.credentials, "hit");
-                hit
-            }
+            Some(hit) => hit,
             None => {
-                record_cache_lookup(&self.credentials, "miss");
                 let generation = self.credentials.generation();
                 let resolved = if api_key::is_api_key(token) {
                     self.resolve_api_key(&hex::encode(fingerprint)).await?
@@ -311,13 +307,6 @@ impl Accounts {
         self.credentials
             .enabled()
             .then(|| RevocationFollower::start(self.credentials.clone(), self.store.clone()))
-    }
-}
-
-/// Counts `credential_cache_lookups_total{result}` when the cache is on.
-fn record_cache_lookup(cache: &CredentialCache, result: &'static str) {
-    if cache.enabled() {
-        metrics::counter!("credential_cache_lookups_total", "result" => result).increment(1);
     }
 }
 

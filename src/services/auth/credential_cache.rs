@@ -64,6 +64,10 @@ pub struct CredentialCache {
     /// Zero: the cache is off.
     ttl: Duration,
     state: Mutex<State>,
+    /// `credential_cache_lookups_total{result}`, registered once: a lookup by labels on every
+    /// request would cost more than the cache lookup itself.
+    hits: metrics::Counter,
+    misses: metrics::Counter,
 }
 
 impl CredentialCache {
@@ -75,6 +79,8 @@ impl CredentialCache {
                 generation: 0,
                 synced_at: None,
             }),
+            hits: metrics::counter!("credential_cache_lookups_total", "result" => "hit"),
+            misses: metrics::counter!("credential_cache_lookups_total", "result" => "miss"),
         }
     }
 
@@ -91,10 +97,20 @@ impl CredentialCache {
 
     /// The cached resolution of `fingerprint`, if the cache is trusted right now, the entry
     /// is younger than the TTL, and (for an access token) `now_unix` is before its expiry.
+    /// Counted as a hit or a miss (when the cache is on).
     pub fn get(&self, fingerprint: &Fingerprint, now_unix: u64) -> Option<Resolved> {
         if !self.enabled() {
             return None;
         }
+        let found = self.lookup(fingerprint, now_unix);
+        match found {
+            Some(_) => self.hits.increment(1),
+            None => self.misses.increment(1),
+        }
+        found
+    }
+
+    fn lookup(&self, fingerprint: &Fingerprint, now_unix: u64) -> Option<Resolved> {
         let now = Instant::now();
         let mut state = self.state();
         if state

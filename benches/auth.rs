@@ -1,10 +1,12 @@
 //! What authentication and rate limiting cost per request: criterion microbenchmarks of the
 //! pieces in process (JWT verify; resolving an access token or an API key from the credential
 //! cache and, cache off, from the database; a limiter check in memory and through Redis) and,
-//! over real sockets, requests/s on an authenticated, limited route against `/health`.
+//! over real sockets under wrk, requests/s of `/health` against the same handler behind the
+//! authentication and rate-limit layer (and against `/api/v1/auth/me`).
 //!
-//! Run on demand: `cargo bench --bench auth` (with `REDIS_URL` set to also measure Redis);
-//! figures go into docs/benchmarks.md.
+//! Run on demand: `cargo bench --bench auth` (with `REDIS_URL` set to also measure Redis;
+//! `AUTH_BENCH_SECONDS` sets each wrk run's length, default 5); figures go into
+//! docs/benchmarks.md.
 
 #![allow(
     clippy::print_stdout,
@@ -14,17 +16,23 @@
 )]
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::routing::get;
+use axum::{Json, Router};
 use criterion::Criterion;
-use ragd::app::App;
+use ragd::app::{App, AppState};
 use ragd::cache::memory::MemoryRateLimiter;
 use ragd::cache::redis::{RedisRateLimiter, connect};
 use ragd::cache::{Quota, RateLimiter};
 use ragd::config::Settings;
 use ragd::domain::{Email, Password, Role};
+use ragd::http::apply_layers;
+use ragd::http::middleware::rate_limit::RateLimitLayer;
+use ragd::routes::health::Health;
 use ragd::secret::Secret;
 use ragd::services::auth::accounts::Accounts;
 use ragd::services::auth::jwt::JwtKeys;
@@ -48,35 +56,143 @@ where
     })
 }
 
-/// Requests/s of `concurrency` clients each sending GETs to `url` for `budget`.
-async fn throughput(url: &str, token: Option<&str>, concurrency: usize, budget: Duration) -> f64 {
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let client = client.clone();
-        let url = url.to_owned();
-        let token = token.map(str::to_owned);
-        tasks.push(tokio::spawn(async move {
-            let mut done = 0_u64;
-            while started.elapsed() < budget {
-                let mut request = client.get(&url);
-                if let Some(token) = &token {
-                    request = request.bearer_auth(token);
-                }
-                let response = request.send().await.unwrap();
-                assert_eq!(response.status(), 200, "{url}");
-                let _ = response.bytes().await.unwrap();
-                done += 1;
-            }
-            done
-        }));
+/// `/health`'s handler, reproduced: the A/B below serves it at `/health` and, behind the
+/// authentication and rate-limit layer, at `/api/v1/ping`, so the two differ by that layer only.
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Serves `/health` and `/api/v1/ping` through ragd's own layer stack on a free port.
+async fn serve_ab(state: AppState) -> String {
+    let routes = Router::new()
+        .route("/health", get(health))
+        .route("/api/v1/ping", get(health))
+        .route_layer(RateLimitLayer::new(&state))
+        .with_state(state.clone());
+    let app = apply_layers(routes, &state.settings);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    address
+}
+
+/// This process's CPU time so far (user + system), from `/proc/self/stat`.
+fn process_cpu_seconds(ticks_per_second: f64) -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which may hold spaces) start at the state, field 3;
+    // utime and stime are fields 14 and 15.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / ticks_per_second
+}
+
+/// One wrk run: requests/s and this process's (the server's) CPU microseconds per request.
+fn wrk(url: &str, token: Option<&str>, seconds: u64, ticks_per_second: f64) -> (f64, f64) {
+    let mut command = std::process::Command::new("wrk");
+    command.args(["-t2", "-c64", &format!("-d{seconds}s"), url]);
+    if let Some(token) = token {
+        command.args(["-H", &format!("authorization: Bearer {token}")]);
     }
-    let mut total = 0;
-    for task in tasks {
-        total += task.await.unwrap();
+    let before = process_cpu_seconds(ticks_per_second);
+    let output = command.output().unwrap();
+    let cpu = process_cpu_seconds(ticks_per_second) - before;
+    let report = String::from_utf8_lossy(&output.stdout);
+    let number_after = |label: &str| -> f64 {
+        let line = report.lines().find(|line| line.contains(label)).unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let position = words.iter().position(|word| *word == label).unwrap();
+        words[position - 1].parse().unwrap()
+    };
+    let requests = number_after("requests");
+    assert!(
+        !report.contains("Non-2xx"),
+        "{url} answered errors:\n{report}"
+    );
+    (requests / seconds as f64, cpu / requests * 1e6)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// `/health` against the same handler behind authentication and limiting, and against
+/// `/api/v1/auth/me`, under wrk; rounds alternate so drift in the machine's load hits all alike.
+fn compare_over_http(ab: &str, real: &str, jwt: &str, key: &str) {
+    if std::process::Command::new("wrk")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        println!("\nover HTTP: skipped (wrk is not installed: apt-get install wrk)");
+        return;
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    let seconds: u64 = std::env::var("AUTH_BENCH_SECONDS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(5);
+    let rounds = 3;
+    let ticks_per_second: f64 = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8_lossy(&output.stdout).trim().parse().ok())
+        .unwrap_or(100.0);
+    let cases: [(&str, String, Option<&str>); 5] = [
+        ("/health", format!("{ab}/health"), None),
+        (
+            "/api/v1/ping, access token",
+            format!("{ab}/api/v1/ping"),
+            Some(jwt),
+        ),
+        (
+            "/api/v1/ping, API key",
+            format!("{ab}/api/v1/ping"),
+            Some(key),
+        ),
+        (
+            "/api/v1/auth/me, access token",
+            format!("{real}/api/v1/auth/me"),
+            Some(jwt),
+        ),
+        (
+            "/api/v1/auth/me, API key",
+            format!("{real}/api/v1/auth/me"),
+            Some(key),
+        ),
+    ];
+    let mut rates = vec![Vec::new(); cases.len()];
+    let mut cpu = vec![Vec::new(); cases.len()];
+    for _ in 0..rounds {
+        for (i, (_, url, token)) in cases.iter().enumerate() {
+            let (rate, micros) = wrk(url, *token, seconds, ticks_per_second);
+            rates[i].push(rate);
+            cpu[i].push(micros);
+        }
+    }
+    println!(
+        "\nover HTTP: wrk -t2 -c64, {rounds} alternating rounds of {seconds} s, medians (server in this process):"
+    );
+    let baseline = median(rates[0].clone());
+    for (i, (label, _, _)) in cases.iter().enumerate() {
+        let rate = median(rates[i].clone());
+        println!(
+            "{label:<32} {rate:>9.0} req/s ({:>5.1}% of /health) {:>6.1} us CPU/request",
+            100.0 * rate / baseline,
+            median(cpu[i].clone()),
+        );
+    }
 }
 
 fn main() {
@@ -205,18 +321,6 @@ fn main() {
     }
     criterion.final_summary();
 
-    println!("\nover HTTP (reqwest client in the same process, 2 shared cores):");
-    runtime.block_on(async {
-        for concurrency in [1, 8] {
-            let health = throughput(&format!("{address}/health"), None, concurrency, budget).await;
-            let me_url = format!("{address}/api/v1/auth/me");
-            let with_jwt = throughput(&me_url, Some(&jwt), concurrency, budget).await;
-            let with_key = throughput(&me_url, Some(&key), concurrency, budget).await;
-            println!(
-                "{concurrency} client(s): /health {health:.0} req/s; /api/v1/auth/me with JWT {with_jwt:.0} req/s ({:.0}%), with API key {with_key:.0} req/s ({:.0}%)",
-                100.0 * with_jwt / health,
-                100.0 * with_key / health,
-            );
-        }
-    });
+    let ab = runtime.block_on(serve_ab(state));
+    compare_over_http(&ab, &address, &jwt, &key);
 }

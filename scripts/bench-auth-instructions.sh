@@ -9,11 +9,11 @@
 # bearer token hashed, about a tenth of that on a CPU with SHA extensions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/bench-credentials.sh
+source scripts/bench-common.sh
 small=${1:-200}
 large=${2:-1200}
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
-cargo build --release --locked --bin ragd
+release_binary
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -35,7 +35,7 @@ total_instructions() { # path, requests, credential (none|jwt|key)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   DATA_DIR="$dir" DATABASE_URL="sqlite://$dir/ragd.db" PORT=$port RATE_LIMIT_PER_MINUTE=1000000 \
     LOG_FORMAT=json RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" \
-    target/release/ragd >/dev/null 2>&1 &
+    "$ragd" >/dev/null 2>&1 &
   pid=$!
   base="http://127.0.0.1:$port"
   for _ in $(seq 1 300); do curl -sf "$base/health" >/dev/null && break; sleep 0.2; done

@@ -5,15 +5,15 @@
 #   scripts/bench-http.sh [duration-seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/bench-credentials.sh
+source scripts/bench-common.sh
 duration=${1:-10}
 connections=${2:-64}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --locked --bin ragd
+release_binary
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DATA_DIR="$dir" DATABASE_URL="sqlite://$dir/ragd.db" PORT=$port RATE_LIMIT_PER_MINUTE=1000000 \
-  LOG_FORMAT=json RUST_LOG=warn target/release/ragd >/dev/null 2>&1 &
+  LOG_FORMAT=json RUST_LOG=warn "$ragd" >/dev/null 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done

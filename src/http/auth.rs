@@ -4,34 +4,29 @@
 //! Tenancy: pass `user.id` to every store method that touches user-owned data. The store
 //! filters by it in SQL, so another user's object is "not found" (404), never leaked.
 
+use std::ops::Deref;
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::domain::Role;
 use crate::http::error::ApiError;
-use crate::services::auth::accounts::Principal;
+use crate::services::auth::accounts::{Accounts, Principal};
 
-/// The caller of a protected route.
+/// The caller of a protected route: `user.id`, `user.email`, `user.role`.
+///
+/// Shared, not copied: the principal comes out of the credential cache, goes into the
+/// request's extensions and out again to the handler on every request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthUser {
-    pub id: Uuid,
-    pub email: String,
-    pub role: Role,
-    pub created_at: DateTime<Utc>,
-}
+pub struct AuthUser(Arc<Principal>);
 
-impl From<Principal> for AuthUser {
-    fn from(principal: Principal) -> Self {
-        Self {
-            id: principal.id,
-            email: principal.email,
-            role: principal.role,
-            created_at: principal.created_at,
-        }
+impl Deref for AuthUser {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.0
     }
 }
 
@@ -43,20 +38,20 @@ impl FromRequestParts<AppState> for AuthUser {
         if let Some(user) = parts.extensions.get::<AuthUser>() {
             return Ok(user.clone());
         }
-        let user = authenticate(parts, state).await?;
+        let user = authenticate(parts, &state.accounts).await?;
         parts.extensions.insert(user.clone());
         Ok(user)
     }
 }
 
 /// Reads the bearer token and resolves it to its user, counting every refusal by reason.
-pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthUser, ApiError> {
+pub async fn authenticate(parts: &Parts, accounts: &Accounts) -> Result<AuthUser, ApiError> {
     let token = bearer_token(parts).ok_or_else(|| {
         record_failure("missing");
         ApiError::unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
     })?;
-    match state.accounts.authenticate(token).await {
-        Ok(principal) => Ok(principal.into()),
+    match accounts.authenticate(token).await {
+        Ok(principal) => Ok(AuthUser(principal)),
         Err(err) => {
             if let Some(reason) = err.failure_reason() {
                 record_failure(reason);

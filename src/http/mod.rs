@@ -33,10 +33,7 @@ pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
     let (api, openapi) = routes::api_router().split_for_parts();
     // Matched API routes only: metrics, docs and unknown paths are never limited.
-    let mut app = api.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        middleware::rate_limit::rate_limit,
-    ));
+    let mut app = api.route_layer(middleware::rate_limit::RateLimitLayer::new(&state));
     if settings.metrics_enabled {
         app = app.merge(routes::metrics::router());
     }

@@ -186,7 +186,7 @@ async fn token(
 async fn me(user: AuthUser) -> Json<UserView> {
     Json(UserView {
         id: user.id,
-        email: user.email,
+        email: user.email.clone(),
         role: user.role.as_str().to_owned(),
         created_at: user.created_at,
     })

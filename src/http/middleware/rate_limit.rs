@@ -8,19 +8,32 @@
 //!
 //! Every limited response carries `x-ratelimit-limit`, `x-ratelimit-remaining` and
 //! `x-ratelimit-reset`; a refusal is 429 with `Retry-After`.
+//!
+//! This is a dedicated tower layer rather than `axum::middleware::from_fn_with_state`: it sits
+//! on every API request, and holding only what it needs (not a clone of the whole `AppState`
+//! per request) and passing unlimited routes straight through without boxing keeps
+//! authentication plus limiting a small fraction of a request's cost.
 
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::future::{BoxFuture, Either};
+use ipnet::IpNet;
+use tower::{Layer, Service};
 
 use crate::app::AppState;
 use crate::cache::RateDecision;
 use crate::http::auth::{AuthUser, authenticate};
 use crate::http::client_ip::client_ip;
 use crate::http::error::ApiError;
+use crate::services::auth::accounts::Accounts;
+use crate::services::rate_limits::{RateLimits, Refusal};
 
 static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
@@ -29,58 +42,137 @@ static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 /// Routes anyone may call; limited per client address instead of per user.
 const PUBLIC_AUTH_ROUTES: [&str; 2] = ["/api/v1/auth/register", "/api/v1/auth/token"];
 
+/// Whose quota a request counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scope {
     PerUser,
     PerAddress,
-    Unlimited,
 }
 
-fn scope(path: &str) -> Scope {
+/// `None`: the route is never limited.
+fn scope(path: &str) -> Option<Scope> {
     if PUBLIC_AUTH_ROUTES.contains(&path) {
-        Scope::PerAddress
+        Some(Scope::PerAddress)
     } else if path.starts_with("/api/v1/") || path.starts_with("/v1/") {
-        Scope::PerUser
+        Some(Scope::PerUser)
     } else {
-        Scope::Unlimited
+        None
     }
 }
 
-pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let checked = match scope(parts.uri.path()) {
-        Scope::Unlimited => return next.run(Request::from_parts(parts, body)).await,
-        Scope::PerAddress => {
-            let ip = client_ip(&parts, &state.settings.trusted_proxies);
-            state.rate_limits.check_ip(ip).await
-        }
-        Scope::PerUser => {
-            let user = match authenticate(&parts, &state).await {
-                Ok(user) => user,
-                Err(err) => return err.into_response(),
-            };
-            let checked = state.rate_limits.check_user(user.id).await;
-            parts.extensions.insert::<AuthUser>(user);
-            checked
-        }
-    };
-    match checked {
-        Ok(decision) => {
-            let mut response = next.run(Request::from_parts(parts, body)).await;
-            if let Some(decision) = decision {
-                insert_quota_headers(response.headers_mut(), &decision);
-            }
-            response
-        }
-        Err(refusal) => {
-            let route = parts
-                .extensions
-                .get::<MatchedPath>()
-                .map_or("unmatched", MatchedPath::as_str)
-                .to_owned();
-            metrics::counter!("rate_limited_requests_total", "route" => route).increment(1);
-            ApiError::from(refusal).into_response()
+/// Authenticates and rate-limits the routes it wraps (use it as a `route_layer`).
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    gate: Arc<Gate>,
+}
+
+impl RateLimitLayer {
+    pub fn new(state: &AppState) -> Self {
+        Self {
+            gate: Arc::new(Gate {
+                accounts: state.accounts.clone(),
+                rate_limits: state.rate_limits.clone(),
+                trusted_proxies: state.settings.trusted_proxies.clone().into(),
+            }),
         }
     }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> RateLimit<S> {
+        RateLimit {
+            inner,
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+/// The service [`RateLimitLayer`] wraps a route in.
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    gate: Arc<Gate>,
+}
+
+impl<S> Service<Request> for RateLimit<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let Some(scope) = scope(request.uri().path()) else {
+            return Either::Left(self.inner.call(request));
+        };
+        // The service that was polled ready is the one that must be called; a fresh clone
+        // stays behind for the next request.
+        let fresh = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, fresh);
+        let gate = self.gate.clone();
+        Either::Right(Box::pin(async move {
+            Ok(gate.admit(scope, request, ready).await)
+        }))
+    }
+}
+
+/// What the limiter needs of the application, shared by every clone of the service.
+struct Gate {
+    accounts: Arc<Accounts>,
+    rate_limits: Arc<RateLimits>,
+    trusted_proxies: Arc<[IpNet]>,
+}
+
+impl Gate {
+    async fn admit<S>(&self, scope: Scope, request: Request, mut inner: S) -> Response
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+    {
+        let (mut parts, body) = request.into_parts();
+        let checked = match scope {
+            Scope::PerAddress => {
+                let ip = client_ip(&parts, &self.trusted_proxies);
+                self.rate_limits.check_ip(ip).await
+            }
+            Scope::PerUser => {
+                let user = match authenticate(&parts, &self.accounts).await {
+                    Ok(user) => user,
+                    Err(err) => return err.into_response(),
+                };
+                let checked = self.rate_limits.check_user(user.id).await;
+                parts.extensions.insert::<AuthUser>(user);
+                checked
+            }
+        };
+        match checked {
+            Ok(decision) => {
+                let Ok(mut response) = inner.call(Request::from_parts(parts, body)).await;
+                if let Some(decision) = decision {
+                    insert_quota_headers(response.headers_mut(), &decision);
+                }
+                response
+            }
+            Err(refusal) => refused(&parts, refusal),
+        }
+    }
+}
+
+fn refused(parts: &Parts, refusal: Refusal) -> Response {
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    metrics::counter!("rate_limited_requests_total", "route" => route).increment(1);
+    ApiError::from(refusal).into_response()
 }
 
 /// Sets `x-ratelimit-limit`, `-remaining` and `-reset` (whole seconds until fully restored).

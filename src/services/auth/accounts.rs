@@ -187,7 +187,7 @@ impl Accounts {
     /// Answered from the credential cache when it holds the token (see
     /// [`credential_cache`] for why that is safe), else from the database; a revoked key or a
     /// deleted user is refused at once on this replica and within half a second on the others.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, AccountError> {
+    pub async fn authenticate(&self, token: &str) -> Result<Arc<Principal>, AccountError> {
         let fingerprint = credential_cache::fingerprint(token);
         let resolved = match self
             .credentials
@@ -220,7 +220,7 @@ impl Accounts {
             .await?
             .ok_or(AccountError::UnknownApiKey)?;
         Ok(Resolved {
-            principal: principal(&owner.user),
+            principal: Arc::new(principal(&owner.user)),
             key_id: Some(owner.key_id),
             expires_at: None,
         })
@@ -238,7 +238,7 @@ impl Accounts {
             .await?
             .ok_or(AccountError::UnknownUser)?;
         Ok(Resolved {
-            principal: principal(&user),
+            principal: Arc::new(principal(&user)),
             key_id: None,
             expires_at: Some(claims.exp),
         })

@@ -11,7 +11,7 @@
 //! stream of invalid tokens neither fills the cache nor skips verification.
 
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
@@ -39,7 +39,8 @@ pub fn fingerprint(token: &str) -> Fingerprint {
 /// What a bearer token resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
-    pub principal: Principal,
+    /// Shared with every request that presents the same credential.
+    pub principal: Arc<Principal>,
     /// The API key used, if the token was one (its `last_used_at` is updated on each use).
     pub key_id: Option<Uuid>,
     /// An access token's `exp` (seconds since the Unix epoch): past it the entry is void.
@@ -205,12 +206,12 @@ mod tests {
 
     fn resolved(user: Uuid, expires_at: Option<u64>) -> Resolved {
         Resolved {
-            principal: Principal {
+            principal: Arc::new(Principal {
                 id: user,
                 email: format!("{user}@example.com"),
                 role: Role::User,
                 created_at: DateTime::UNIX_EPOCH,
-            },
+            }),
             key_id: None,
             expires_at,
         }

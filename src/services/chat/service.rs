@@ -15,7 +15,9 @@ use super::prompt::grounded;
 use super::stream::{AnswerStream, ChatStream};
 use super::usage::UsageRecorder;
 use crate::http::error::FieldError;
-use crate::services::llm::{CompletionRequest, FinishReason, LlmGateway, ProviderError, Usage};
+use crate::services::llm::{
+    CompletionRequest, FinishReason, LlmGateway, ProviderError, Routed, Usage,
+};
 use crate::services::retrieval::Citation;
 
 /// Why a chat was not answered.
@@ -73,6 +75,15 @@ struct Prepared {
     account: CallAccount,
 }
 
+/// A call a provider answered, before its answer is read.
+struct Answered<T> {
+    routed: Routed<T>,
+    citations: Vec<Citation>,
+    account: CallAccount,
+    /// Time spent waiting on the provider.
+    upstream: Duration,
+}
+
 impl ChatService {
     /// A service without retrieval (see [`ChatService::with_grounding`]).
     pub fn new(
@@ -103,40 +114,63 @@ impl ChatService {
 
     /// Answers in one piece.
     pub async fn complete(&self, user: Uuid, params: ChatParams) -> Result<ChatAnswer, ChatError> {
-        let Prepared {
-            model,
-            request,
+        let Answered {
+            routed,
             citations,
             mut account,
-        } = self.prepare(user, params).await?;
-        let waiting = Instant::now();
-        let outcome = self.llm.complete(&model, &request).await;
-        let upstream = waiting.elapsed();
-        match outcome {
-            Ok(routed) => {
-                account.answered_by(routed.provider, routed.model.clone());
-                let usage = account.finish(Outcome::Success, Some(routed.value.usage));
-                Ok(ChatAnswer {
-                    overhead: overhead(account.elapsed(), upstream),
-                    text: routed.value.text,
-                    finish: routed.value.finish,
-                    citations,
-                    usage,
-                    model: routed.model,
-                    provider: routed.provider,
-                    processing_time_ms: millis(account.elapsed()),
-                })
-            }
-            Err(error) => {
-                fail(&mut account, &error);
-                Err(error.into())
-            }
-        }
+            upstream,
+        } = self
+            .answer(user, params, |llm, model, request| async move {
+                llm.complete(&model, &request).await
+            })
+            .await?;
+        let usage = account.finish(Outcome::Success, Some(routed.value.usage));
+        Ok(ChatAnswer {
+            overhead: overhead(account.elapsed(), upstream),
+            text: routed.value.text,
+            finish: routed.value.finish,
+            citations,
+            usage,
+            model: routed.model,
+            provider: routed.provider,
+            processing_time_ms: millis(account.elapsed()),
+        })
     }
 
     /// Answers token by token. Errors before the first token are returned here (and were
     /// already retried and failed over); later ones arrive as [`super::ChatEvent::Failed`].
     pub async fn stream(&self, user: Uuid, params: ChatParams) -> Result<ChatStream, ChatError> {
+        let Answered {
+            routed,
+            citations,
+            account,
+            upstream,
+        } = self
+            .answer(user, params, |llm, model, request| async move {
+                llm.stream(&model, &request).await
+            })
+            .await?;
+        Ok(ChatStream {
+            overhead: overhead(account.elapsed(), upstream),
+            citations,
+            model: routed.model,
+            provider: routed.provider,
+            events: AnswerStream::new(routed.value, account),
+        })
+    }
+
+    /// Prepares the call and makes it with `call` (whole or streamed), timing the wait on the
+    /// provider. A call no provider answered is accounted for here.
+    async fn answer<T, F, Fut>(
+        &self,
+        user: Uuid,
+        params: ChatParams,
+        call: F,
+    ) -> Result<Answered<T>, ChatError>
+    where
+        F: FnOnce(Arc<LlmGateway>, String, CompletionRequest) -> Fut,
+        Fut: Future<Output = Result<Routed<T>, ProviderError>>,
+    {
         let Prepared {
             model,
             request,
@@ -144,17 +178,16 @@ impl ChatService {
             mut account,
         } = self.prepare(user, params).await?;
         let waiting = Instant::now();
-        let outcome = self.llm.stream(&model, &request).await;
+        let outcome = call(self.llm.clone(), model, request).await;
         let upstream = waiting.elapsed();
         match outcome {
             Ok(routed) => {
                 account.answered_by(routed.provider, routed.model.clone());
-                Ok(ChatStream {
-                    overhead: overhead(account.elapsed(), upstream),
+                Ok(Answered {
+                    routed,
                     citations,
-                    model: routed.model,
-                    provider: routed.provider,
-                    events: AnswerStream::new(routed.value, account),
+                    account,
+                    upstream,
                 })
             }
             Err(error) => {

@@ -122,6 +122,23 @@ fn wrk(url: &str, token: Option<&str>, seconds: u64, ticks_per_second: f64) -> (
     (requests / seconds as f64, cpu / requests * 1e6)
 }
 
+/// Creates the account `<name>@example.com` and returns an access token and an API key for it.
+async fn sign_up(accounts: &Accounts, name: &str) -> (String, String) {
+    let email = format!("{name}@example.com");
+    let password = "correct horse battery";
+    let user = accounts
+        .create(
+            Email::parse(&email).unwrap(),
+            Password::parse(password).unwrap(),
+            Role::User,
+        )
+        .await
+        .unwrap();
+    let jwt = accounts.login(&email, password).await.unwrap().token;
+    let key = accounts.create_api_key(user.id, name).await.unwrap().secret;
+    (jwt.expose().to_owned(), key.expose().to_owned())
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -129,7 +146,9 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// `/health` against the same handler behind authentication and limiting, and against
 /// `/api/v1/auth/me`, under wrk; rounds alternate so drift in the machine's load hits all alike.
-fn compare_over_http(ab: &str, real: &str, jwt: &str, key: &str) {
+/// `tokens`: an access token and an API key for the ping route, the same for `/me`; each of a
+/// user of its own.
+fn compare_over_http(ab: &str, real: &str, tokens: [&str; 4]) {
     if std::process::Command::new("wrk")
         .arg("-v")
         .output()
@@ -154,22 +173,22 @@ fn compare_over_http(ab: &str, real: &str, jwt: &str, key: &str) {
         (
             "/api/v1/ping, access token",
             format!("{ab}/api/v1/ping"),
-            Some(jwt),
+            Some(tokens[0]),
         ),
         (
             "/api/v1/ping, API key",
             format!("{ab}/api/v1/ping"),
-            Some(key),
+            Some(tokens[1]),
         ),
         (
             "/api/v1/auth/me, access token",
             format!("{real}/api/v1/auth/me"),
-            Some(jwt),
+            Some(tokens[2]),
         ),
         (
             "/api/v1/auth/me, API key",
             format!("{real}/api/v1/auth/me"),
-            Some(key),
+            Some(tokens[3]),
         ),
     ];
     let mut rates = vec![Vec::new(); cases.len()];
@@ -223,32 +242,16 @@ fn main() {
     runtime.spawn(app.serve_until(std::future::pending()));
 
     let accounts = state.accounts.clone();
-    let (jwt, key) = runtime.block_on(async {
-        let user = accounts
-            .create(
-                Email::parse("bench@example.com").unwrap(),
-                Password::parse("correct horse battery").unwrap(),
-                Role::User,
-            )
-            .await
-            .unwrap();
-        let jwt = accounts
-            .login("bench@example.com", "correct horse battery")
-            .await
-            .unwrap()
-            .token
-            .expose()
-            .to_owned();
-        let key = accounts
-            .create_api_key(user.id, "bench")
-            .await
-            .unwrap()
-            .secret
-            .expose()
-            .to_owned();
+    // One user per use: at 50,000 requests/s a single user would run through even the
+    // largest quota (RATE_LIMIT_PER_MINUTE=1000000) within the HTTP rounds.
+    let [(jwt, key), ping_jwt, ping_key, me_jwt, me_key] = runtime.block_on(async {
+        let mut users = Vec::new();
+        for name in ["bench", "ping-jwt", "ping-key", "me-jwt", "me-key"] {
+            users.push(sign_up(&accounts, name).await);
+        }
         // Let the follower read the revocation log once, so cached answers are trusted.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        (jwt, key)
+        <[_; 5]>::try_from(users).unwrap()
     });
     let uncached = Accounts::new(
         state.store.clone(),
@@ -322,5 +325,9 @@ fn main() {
     criterion.final_summary();
 
     let ab = runtime.block_on(serve_ab(state));
-    compare_over_http(&ab, &address, &jwt, &key);
+    compare_over_http(
+        &ab,
+        &address,
+        [&ping_jwt.0, &ping_key.1, &me_jwt.0, &me_key.1],
+    );
 }

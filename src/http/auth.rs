@@ -8,8 +8,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 
 use crate::app::AppState;
 use crate::http::error::ApiError;
@@ -38,15 +38,15 @@ impl FromRequestParts<AppState> for AuthUser {
         if let Some(user) = parts.extensions.get::<AuthUser>() {
             return Ok(user.clone());
         }
-        let user = authenticate(parts, &state.accounts).await?;
+        let user = authenticate(&parts.headers, &state.accounts).await?;
         parts.extensions.insert(user.clone());
         Ok(user)
     }
 }
 
 /// Reads the bearer token and resolves it to its user, counting every refusal by reason.
-pub async fn authenticate(parts: &Parts, accounts: &Accounts) -> Result<AuthUser, ApiError> {
-    let token = bearer_token(parts).ok_or_else(|| {
+pub async fn authenticate(headers: &HeaderMap, accounts: &Accounts) -> Result<AuthUser, ApiError> {
+    let token = bearer_token(headers).ok_or_else(|| {
         record_failure("missing");
         ApiError::unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
     })?;
@@ -66,8 +66,8 @@ pub fn record_failure(reason: &'static str) {
     metrics::counter!("auth_failures_total", "reason" => reason).increment(1);
 }
 
-fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use ipnet::IpNet;
 
 use crate::app::AppState;
@@ -19,22 +20,28 @@ static FORWARDED_FOR: axum::http::HeaderName =
     axum::http::HeaderName::from_static("x-forwarded-for");
 
 /// The caller's address; `None` when served without connection info (in-process tests).
-pub fn client_ip(parts: &Parts, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
-    let peer = parts
-        .extensions
+pub fn client_ip(
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    trusted_proxies: &[IpNet],
+) -> Option<IpAddr> {
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip())?;
     // The header is read only from a trusted proxy: nothing to parse for anyone else.
     if !is_trusted(&peer, trusted_proxies) {
         return Some(peer);
     }
-    Some(behind_proxies(peer, forwarded_for(parts), trusted_proxies))
+    Some(behind_proxies(
+        peer,
+        forwarded_for(headers),
+        trusted_proxies,
+    ))
 }
 
 /// The `X-Forwarded-For` entries, every header line in order, left to right.
-fn forwarded_for(parts: &Parts) -> Vec<&str> {
-    parts
-        .headers
+fn forwarded_for(headers: &HeaderMap) -> Vec<&str> {
+    headers
         .get_all(&FORWARDED_FOR)
         .iter()
         .filter_map(|value| value.to_str().ok())
@@ -73,7 +80,11 @@ impl FromRequestParts<AppState> for ClientIp {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Self(client_ip(parts, &state.settings.trusted_proxies)))
+        Ok(Self(client_ip(
+            &parts.headers,
+            &parts.extensions,
+            &state.settings.trusted_proxies,
+        )))
     }
 }
 

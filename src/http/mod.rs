@@ -7,15 +7,12 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, StatusCode, header};
 use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -78,7 +75,7 @@ pub fn apply_layers(routes: Router, settings: &Settings) -> Router {
                 .layer(axum::middleware::from_fn(
                     middleware::error_shape::error_shape,
                 ))
-                .layer(cors(settings))
+                .layer(middleware::cors::CrossOriginLayer::new(settings))
                 .layer(CatchPanicLayer::new())
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -96,32 +93,4 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     tracing::info_span!("request", request_id, method = %request.method(), path = request.uri().path())
-}
-
-fn cors(settings: &Settings) -> CorsLayer {
-    let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            REQUEST_ID_HEADER.clone(),
-        ])
-        .expose_headers([
-            REQUEST_ID_HEADER.clone(),
-            header::RETRY_AFTER,
-            HeaderName::from_static("x-ratelimit-limit"),
-            HeaderName::from_static("x-ratelimit-remaining"),
-            HeaderName::from_static("x-ratelimit-reset"),
-            HeaderName::from_static(crate::routes::chat::OVERHEAD_HEADER),
-        ])
-        .max_age(Duration::from_secs(3600));
-    if settings.cors_origins.iter().any(|o| o == "*") {
-        return layer.allow_origin(Any);
-    }
-    let origins: Vec<HeaderValue> = settings
-        .cors_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
-    layer.allow_origin(AllowOrigin::list(origins))
 }

@@ -68,3 +68,39 @@ async fn cors_allows_the_configured_origin_only() {
         .unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn cors_headers_go_only_to_cross_origin_requests_and_every_response_varies_by_origin() {
+    let app = spawn_app_with(Backend::Sqlite, &[("CORS_ORIGINS", "http://app.example")])
+        .await
+        .unwrap();
+    let cross_origin = app
+        .client
+        .get(app.url("/health"))
+        .header("origin", "http://app.example")
+        .send()
+        .await
+        .unwrap();
+    let exposed = cross_origin.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(exposed.contains("x-ratelimit-remaining"), "{exposed}");
+    assert!(
+        cross_origin.headers()["vary"]
+            .to_str()
+            .unwrap()
+            .contains("origin")
+    );
+
+    let same_origin = app.get("/health").await;
+    assert_eq!(same_origin.status(), 200);
+    assert_eq!(same_origin.headers()["vary"], "origin");
+    assert!(
+        same_origin
+            .headers()
+            .keys()
+            .all(|name| !name.as_str().starts_with("access-control-")),
+        "{:?}",
+        same_origin.headers()
+    );
+}

@@ -20,8 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::future::{BoxFuture, Either};
 use ipnet::IpNet;
@@ -117,10 +116,7 @@ where
         // stays behind for the next request.
         let fresh = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, fresh);
-        let gate = self.gate.clone();
-        Either::Right(Box::pin(async move {
-            Ok(gate.admit(scope, request, ready).await)
-        }))
+        Either::Right(Box::pin(self.gate.clone().admit(scope, request, ready)))
     }
 }
 
@@ -132,42 +128,53 @@ struct Gate {
 }
 
 impl Gate {
-    async fn admit<S>(&self, scope: Scope, request: Request, mut inner: S) -> Response
+    /// Identifies the caller, spends one request of its quota, and calls `inner`.
+    ///
+    /// Works on the request whole (no split into parts and back) and is boxed as it is: the
+    /// future stays small enough for the allocator's per-thread cache.
+    async fn admit<S>(
+        self: Arc<Self>,
+        scope: Scope,
+        mut request: Request,
+        mut inner: S,
+    ) -> Result<Response, Infallible>
     where
         S: Service<Request, Response = Response, Error = Infallible>,
     {
-        let (mut parts, body) = request.into_parts();
         let checked = match scope {
             Scope::PerAddress => {
-                let ip = client_ip(&parts, &self.trusted_proxies);
+                let ip = client_ip(
+                    request.headers(),
+                    request.extensions(),
+                    &self.trusted_proxies,
+                );
                 self.rate_limits.check_ip(ip).await
             }
             Scope::PerUser => {
-                let user = match authenticate(&parts, &self.accounts).await {
+                let user = match authenticate(request.headers(), &self.accounts).await {
                     Ok(user) => user,
-                    Err(err) => return err.into_response(),
+                    Err(err) => return Ok(err.into_response()),
                 };
                 let checked = self.rate_limits.check_user(user.id).await;
-                parts.extensions.insert::<AuthUser>(user);
+                request.extensions_mut().insert::<AuthUser>(user);
                 checked
             }
         };
-        match checked {
+        Ok(match checked {
             Ok(decision) => {
-                let Ok(mut response) = inner.call(Request::from_parts(parts, body)).await;
+                let Ok(mut response) = inner.call(request).await;
                 if let Some(decision) = decision {
                     insert_quota_headers(response.headers_mut(), &decision);
                 }
                 response
             }
-            Err(refusal) => refused(&parts, refusal),
-        }
+            Err(refusal) => refused(request.extensions(), refusal),
+        })
     }
 }
 
-fn refused(parts: &Parts, refusal: Refusal) -> Response {
-    let route = parts
-        .extensions
+fn refused(extensions: &Extensions, refusal: Refusal) -> Response {
+    let route = extensions
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();

@@ -14,7 +14,7 @@ use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
@@ -53,7 +53,10 @@ pub fn apply_layers(routes: Router, settings: &Settings) -> Router {
             // Outermost first: every request gets an id before anything can fail or log.
             ServiceBuilder::new()
                 .map_request(middleware::request_id::sanitize_incoming)
-                .layer(SetSensitiveHeadersLayer::new([
+                // Credentials arrive in requests only; marking them sensitive keeps them out of
+                // logs. (The response-side layer would reserve a header slot per name on every
+                // response, growing a full header map for headers that are never there.)
+                .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
                     header::COOKIE,
                 ]))

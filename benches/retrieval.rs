@@ -1,11 +1,15 @@
-//! Search latency and recall on the embedded backend: p50/p99 of each mode through the
+//! Search latency and recall on the embedded backend (or PostgreSQL): p50/p99 of each mode through the
 //! retrieval service (question embedding by the local embedder included, HTTP excluded) over a
 //! synthetic corpus of 384-dimensional chunks, all owned by one user (the worst case for a
 //! per-user index); recall@10 of each mode against exact search (brute-force cosine over every
 //! vector, BM25 over every match, and their fusion); the vector index's load time and memory.
 //!
 //! Run on demand: `cargo bench --bench retrieval` (optionally `-- 10000 100000` for the corpus
-//! sizes); figures go into docs/benchmarks.md.
+//! sizes); figures go into docs/benchmarks.md. With `BENCH_DATABASE_URL=postgres://...` the
+//! same runs go to PostgreSQL + pgvector instead, each in a database of its own made on that
+//! server and dropped afterwards; the HNSW index is built after loading, and its build time and
+//! size are reported. The keyword reference there is the store's own ranking (`ts_rank` over
+//! every match, so exact by construction); the vector reference is brute force in both cases.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -18,9 +22,9 @@ use ragd::services::embeddings::{Embedder, LocalEmbedder};
 use ragd::services::retrieval::{
     Retriever, SearchMode, SearchQuery, reciprocal_rank_fusion, vector_weight,
 };
-use ragd::store::search::query_terms;
+use ragd::store::search::{SearchScope, query_terms};
 use ragd::store::{ChunkSet, NewChunk, NewDocument, NewUser, SearchHit, Store};
-use sqlx::SqlitePool;
+use sqlx::{PgPool, SqlitePool};
 use uuid::Uuid;
 
 const DIMENSION: usize = 384;
@@ -185,6 +189,37 @@ async fn exact_keyword(pool: &SqlitePool, user: Uuid, question: &str, limit: usi
     .unwrap_or_else(|err| panic!("exact keyword: {err}"))
 }
 
+/// Where the exact keyword ranking comes from.
+enum KeywordReference {
+    /// SQLite: BM25 over every match, straight from FTS5 (the store bounds its candidates).
+    Sqlite(SqlitePool),
+    /// PostgreSQL: the store itself, which ranks every match with `ts_rank`; the chunks'
+    /// embedding model.
+    Store(Arc<dyn Store>, String),
+}
+
+impl KeywordReference {
+    async fn top(&self, user: Uuid, question: &str, limit: usize) -> Vec<Key> {
+        match self {
+            Self::Sqlite(pool) => exact_keyword(pool, user, question, limit).await,
+            Self::Store(store, model) => {
+                let scope = SearchScope {
+                    user_id: user,
+                    document_ids: &[],
+                    embedding_model: model,
+                };
+                store
+                    .keyword_search(scope, &query_terms(question), limit as u32)
+                    .await
+                    .unwrap_or_else(|err| panic!("keyword reference: {err}"))
+                    .into_iter()
+                    .map(|hit| (hit.document_id, hit.chunk_index))
+                    .collect()
+            }
+        }
+    }
+}
+
 /// Hits carrying only their key, for the fusion the retriever does.
 fn hits(keys: &[Key]) -> Vec<SearchHit> {
     keys.iter()
@@ -203,14 +238,14 @@ fn hits(keys: &[Key]) -> Vec<SearchHit> {
 
 /// The exact top 10 of each mode for `question`.
 async fn exact(
-    pool: &SqlitePool,
+    reference: &KeywordReference,
     user: Uuid,
     vectors: &[(Key, Vec<f32>)],
     embedder: &LocalEmbedder,
     question: &str,
 ) -> HashMap<&'static str, Vec<Key>> {
     let vector = exact_vector(vectors, &embedder.embed_text(question), HYBRID_CANDIDATES);
-    let keyword = exact_keyword(pool, user, question, HYBRID_CANDIDATES).await;
+    let keyword = reference.top(user, question, HYBRID_CANDIDATES).await;
     let weight = vector_weight(embedder.model());
     let fused: Vec<Key> =
         reciprocal_rank_fusion(vec![(hits(&vector), weight), (hits(&keyword), 1.0)], TOP_K)
@@ -241,12 +276,60 @@ fn resident_mib() -> f64 {
     pages * 4096.0 / (1024.0 * 1024.0)
 }
 
-async fn run(chunks: usize) {
+/// A PostgreSQL database made for one run on the server of `admin_url`, dropped afterwards.
+struct ScratchDatabase {
+    admin: PgPool,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    async fn create(admin_url: &str, chunks: usize) -> Self {
+        let admin = PgPool::connect(admin_url)
+            .await
+            .unwrap_or_else(|err| panic!("postgres: {err}"));
+        let name = format!("ragd_bench_{chunks}_{}", std::process::id());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap_or_else(|err| panic!("create database: {err}"));
+        let mut url =
+            reqwest::Url::parse(admin_url).unwrap_or_else(|err| panic!("postgres url: {err}"));
+        url.set_path(&name);
+        Self {
+            admin,
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    async fn drop(self) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&self.admin)
+        .await
+        .unwrap_or_else(|err| panic!("drop database: {err}"));
+    }
+}
+
+/// One corpus size on SQLite, or on PostgreSQL + pgvector when `postgres` (a server URL) is
+/// given.
+async fn run(chunks: usize, postgres: Option<&str>) {
     let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("temp dir: {err}"));
     let database = dir.path().join("ragd.db");
+    let scratch = match postgres {
+        Some(url) => Some(ScratchDatabase::create(url, chunks).await),
+        None => None,
+    };
+    let database_url = scratch.as_ref().map_or_else(
+        || format!("sqlite://{}", database.display()),
+        |scratch| scratch.url.clone(),
+    );
     let values: HashMap<String, String> = [
         ("DATA_DIR", dir.path().display().to_string()),
-        ("DATABASE_URL", format!("sqlite://{}", database.display())),
+        ("DATABASE_URL", database_url),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -276,26 +359,38 @@ async fn run(chunks: usize) {
         ),
     ];
 
-    // The exact references, from a separate connection to the same file.
-    let pool = SqlitePool::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .unwrap_or_else(|err| panic!("reference pool: {err}"));
+    // The exact references: on SQLite from a separate connection to the same file.
+    let reference = if scratch.is_some() {
+        KeywordReference::Store(store.clone(), local.model().to_owned())
+    } else {
+        KeywordReference::Sqlite(
+            SqlitePool::connect(&format!("sqlite://{}", database.display()))
+                .await
+                .unwrap_or_else(|err| panic!("reference pool: {err}")),
+        )
+    };
     let mut expected = Vec::new();
     for (_, questions) in &sets {
         let mut exact_set = Vec::with_capacity(QUERIES);
         for question in questions {
-            exact_set.push(exact(&pool, user, &vectors, &local, question).await);
+            exact_set.push(exact(&reference, user, &vectors, &local, question).await);
         }
         expected.push(exact_set);
     }
-    pool.close().await;
+    if let KeywordReference::Sqlite(pool) = reference {
+        pool.close().await;
+    }
 
     let embedder: Arc<dyn Embedder> = Arc::new(local);
     let retriever = Retriever::new(store.clone(), embedder);
     println!(
-        "{chunks} chunks ({DIMENSION}-d), stored in {:.1} s (embedding included):",
+        "{chunks} chunks ({DIMENSION}-d) on {}, stored in {:.1} s (embedding included):",
+        store.backend(),
         stored.as_secs_f64()
     );
+    if let Some(scratch) = &scratch {
+        report_hnsw_build(&store, scratch).await;
+    }
     let before = resident_mib();
     let loading = Instant::now();
     search(&retriever, user, &sets[0].1[0], SearchMode::Vector).await;
@@ -313,6 +408,36 @@ async fn run(chunks: usize) {
         }
     }
     store.close().await;
+    if let Some(scratch) = scratch {
+        scratch.drop().await;
+    }
+}
+
+/// Builds pgvector's HNSW index over the stored chunks (as ragd does at start-up) and reports
+/// its build time and size.
+async fn report_hnsw_build(store: &Arc<dyn Store>, scratch: &ScratchDatabase) {
+    let building = Instant::now();
+    store
+        .prepare_vector_index(DIMENSION)
+        .await
+        .unwrap_or_else(|err| panic!("HNSW index: {err}"));
+    let built = building.elapsed();
+    let pool = PgPool::connect(&scratch.url)
+        .await
+        .unwrap_or_else(|err| panic!("postgres: {err}"));
+    let (bytes,): (i64,) = sqlx::query_as(
+        "SELECT COALESCE(sum(pg_relation_size(indexrelid)), 0)::int8 FROM pg_index \
+         WHERE indrelid = 'chunks'::regclass AND pg_get_indexdef(indexrelid) LIKE '%hnsw%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap_or_else(|err| panic!("index size: {err}"));
+    pool.close().await;
+    println!(
+        "  HNSW index (halfvec, cosine) built in {:.1} s, {:.0} MiB on disk",
+        built.as_secs_f64(),
+        bytes as f64 / (1024.0 * 1024.0)
+    );
 }
 
 /// `count` words drawn evenly from the less frequent half of the vocabulary.
@@ -386,8 +511,11 @@ fn main() {
     } else {
         sizes
     };
+    let postgres = std::env::var("BENCH_DATABASE_URL")
+        .ok()
+        .filter(|url| url.starts_with("postgres"));
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|err| panic!("runtime: {err}"));
     for chunks in sizes {
-        runtime.block_on(run(chunks));
+        runtime.block_on(run(chunks, postgres.as_deref()));
     }
 }

@@ -144,6 +144,11 @@ pub const VARIABLES: &[Variable] = &[
         "PostgreSQL: search through an HNSW index (false: exact scans, for pgvector builds whose HNSW fails on this CPU)",
     ),
     var(
+        "PGVECTOR_EF_SEARCH",
+        "40",
+        "PostgreSQL: candidates an HNSW search keeps (1-1000); higher finds more of the true nearest chunks, slower",
+    ),
+    var(
         "SEARCH_INDEX_MEMORY_MB",
         "512",
         "SQLite: memory for users' vectors held for search (~0.4 MiB per 1,000 384-d chunks); users beyond it are searched by an exact scan",
@@ -302,6 +307,8 @@ pub struct Settings {
     pub vector_dimension: Option<usize>,
     /// PostgreSQL: build and use an HNSW index for vector search (else exact scans).
     pub pgvector_hnsw: bool,
+    /// PostgreSQL: `hnsw.ef_search`, the HNSW search's candidate list (at least the limit).
+    pub pgvector_ef_search: u32,
     /// SQLite: the in-process vector index's memory budget in bytes.
     pub search_index_memory_bytes: usize,
     pub llm_timeout: Duration,
@@ -514,6 +521,7 @@ impl Settings {
                 None => None,
             },
             pgvector_hnsw: r.flag("PGVECTOR_HNSW")?,
+            pgvector_ef_search: r.number_in("PGVECTOR_EF_SEARCH", 1, 1000)?,
             search_index_memory_bytes: r.number_in::<usize>(
                 "SEARCH_INDEX_MEMORY_MB",
                 0,
@@ -631,6 +639,7 @@ impl Settings {
                 optional(self.vector_dimension.map(|v| v.to_string())),
             ),
             ("PGVECTOR_HNSW", self.pgvector_hnsw.to_string()),
+            ("PGVECTOR_EF_SEARCH", self.pgvector_ef_search.to_string()),
             (
                 "SEARCH_INDEX_MEMORY_MB",
                 (self.search_index_memory_bytes / 1024 / 1024).to_string(),
@@ -760,6 +769,7 @@ mod tests {
         assert_eq!(s.rate_limit_per_minute, 60);
         assert!(s.secret_key.is_none());
         assert_eq!(s.max_upload_bytes, 100 * 1024 * 1024);
+        assert_eq!(s.pgvector_ef_search, 40);
     }
 
     #[test]
@@ -779,6 +789,8 @@ mod tests {
             ("TRUSTED_PROXIES", "10.0.0.0/99"),
             ("TRUSTED_PROXIES", "10.0.0.1, proxy.internal"),
             ("AUTH_CACHE_SECONDS", "-1"),
+            ("PGVECTOR_EF_SEARCH", "0"),
+            ("PGVECTOR_EF_SEARCH", "5000"),
         ] {
             let err = settings(&[(name, value)]).expect_err(name);
             assert_eq!(err.variable, name);

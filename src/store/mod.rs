@@ -76,8 +76,9 @@ pub async fn connect(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> 
                 .with_vector_index_budget(settings.search_index_memory_bytes),
         ),
         DatabaseUrl::Postgres(url) => {
-            let store =
-                postgres::PgStore::connect(url.expose(), settings.database_max_connections).await?;
+            let store = postgres::PgStore::connect(url.expose(), settings.database_max_connections)
+                .await?
+                .with_ef_search(settings.pgvector_ef_search);
             Arc::new(if settings.pgvector_hnsw {
                 store
             } else {

@@ -17,12 +17,17 @@ use crate::store::portable_ingest::impl_portable_ingest_stores;
 use crate::store::usage::impl_portable_usage_store;
 pub use vector::PgVector;
 
+/// pgvector's own default for `hnsw.ef_search`.
+const DEFAULT_EF_SEARCH: u32 = 40;
+
 /// PostgreSQL + pgvector storage.
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
     /// Whether vector search has an HNSW index (see [`PgStore::without_hnsw`]).
     hnsw: bool,
+    /// The HNSW search's candidate list, `hnsw.ef_search` (raised to a search's limit).
+    ef_search: u32,
 }
 
 impl PgStore {
@@ -36,13 +41,24 @@ impl PgStore {
             .await
             .map_err(StoreError::Unavailable)?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(Self { pool, hnsw: true })
+        Ok(Self {
+            pool,
+            hnsw: true,
+            ef_search: DEFAULT_EF_SEARCH,
+        })
     }
 
     /// Vector search by exact scans, with no HNSW index: for small data, or a pgvector build
     /// whose HNSW code cannot run on the server's CPU (`PGVECTOR_HNSW=false`).
     pub fn without_hnsw(mut self) -> Self {
         self.hnsw = false;
+        self
+    }
+
+    /// Candidates each HNSW search keeps (`PGVECTOR_EF_SEARCH`): more finds more of the true
+    /// nearest chunks and costs time. Raised to a search's limit when that is larger.
+    pub fn with_ef_search(mut self, ef_search: u32) -> Self {
+        self.ef_search = ef_search.max(1);
         self
     }
 

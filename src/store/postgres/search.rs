@@ -18,9 +18,6 @@ use crate::store::search::{HIT_COLUMNS, SearchHit, SearchScope, SearchStore, any
 /// pgvector's HNSW limit for `halfvec`; wider vectors are searched exactly.
 const HNSW_MAX_DIMENSION: usize = 4000;
 
-/// Candidates each HNSW scan step keeps: pgvector's default, raised for larger `limit`s.
-const MIN_EF_SEARCH: u32 = 40;
-
 /// One key for every replica creating the index, so two never race on the same name.
 const INDEX_LOCK_KEY: i64 = 0x7261_6764_7665_6331; // "ragdvec1"
 
@@ -76,7 +73,7 @@ impl SearchStore for PgStore {
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), \
              set_config('hnsw.ef_search', $1, true)",
         )
-        .bind(limit.max(MIN_EF_SEARCH).to_string())
+        .bind(limit.max(self.ef_search).to_string())
         .execute(&mut *tx)
         .await?;
         let mut sql = QueryBuilder::<Postgres>::new(format!(

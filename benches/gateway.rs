@@ -3,7 +3,8 @@
 //! both, the added latency, requests/s, and ragd's CPU seconds per 1,000 requests (from
 //! /proc, ragd's process only; the client and the mock run in this bench process).
 //!
-//! Run on demand: `cargo bench --bench gateway` (figures go into docs/benchmarks.md).
+//! Run on demand: `cargo bench --bench gateway` (figures go into docs/benchmarks.md);
+//! `GATEWAY_BENCH_PROMPT_BYTES=8000` sends a prompt of that size instead of "Say hello".
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 #![allow(
@@ -49,6 +50,22 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// The user message: "Say hello", or with `GATEWAY_BENCH_PROMPT_BYTES` set, that many bytes of
+/// English-like text (a prompt carrying retrieved sources is typically 4-16 KB).
+fn prompt() -> String {
+    let bytes: usize = std::env::var("GATEWAY_BENCH_PROMPT_BYTES")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    let mut text = String::from("Say hello");
+    const FILLER: &str =
+        " after reading the ownership chapter, where values move between variables";
+    while text.len() + FILLER.len() <= bytes {
+        text.push_str(FILLER);
+    }
+    text
+}
+
 /// Sends `count` requests with `CONCURRENCY` in flight; returns each latency and the wall time.
 async fn load(
     client: &reqwest::Client,
@@ -56,8 +73,7 @@ async fn load(
     token: Option<&str>,
     count: usize,
 ) -> (Vec<Duration>, Duration) {
-    let body =
-        json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]});
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt()}]});
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let workers = (0..CONCURRENCY).map(|_| {

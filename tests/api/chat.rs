@@ -404,6 +404,19 @@ async fn a_client_that_disconnects_closes_the_upstream_request() {
         .expect("the upstream connection was closed");
     let rows = usage_rows(&app, &token).await;
     assert_eq!(rows[0].outcome, "cancelled");
+    // No usage report came: ragd counts the prompt (only now: it fit the window by its bytes
+    // alone, so nothing counted it before the call) and the one token received.
+    let prompt = ragd::services::llm::tokens::count_messages(
+        "gpt-4o-mini",
+        &[ragd::services::llm::ChatMessage::new(
+            ragd::services::llm::Role::User,
+            "Hi",
+        )],
+    );
+    assert_eq!(
+        (rows[0].prompt_tokens, rows[0].completion_tokens),
+        (prompt as i32, 1)
+    );
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::limit::Reservation;
 use super::usage::UsageRecorder;
-use crate::services::llm::{Usage, tokens};
+use crate::services::llm::{ChatMessage, Usage, tokens};
 use crate::store::UsageEvent;
 
 /// How a call ended, as stored in `usage_events.outcome`.
@@ -30,6 +30,23 @@ impl Outcome {
     }
 }
 
+/// A prompt's size in tokens, as far as it was needed before the call.
+pub enum PromptTokens {
+    /// Counted before the call (the window or the token limit needed it).
+    Counted(u32),
+    /// Not counted: only a call that ends without the provider's usage counts it, at the end.
+    Uncounted(Vec<ChatMessage>),
+}
+
+impl PromptTokens {
+    fn count(&self, model: &str) -> u32 {
+        match self {
+            Self::Counted(count) => *count,
+            Self::Uncounted(messages) => tokens::count_messages(model, messages),
+        }
+    }
+}
+
 pub struct CallAccount {
     recorder: Arc<UsageRecorder>,
     reservation: Option<Reservation>,
@@ -37,8 +54,8 @@ pub struct CallAccount {
     pub model: String,
     pub provider: &'static str,
     started: Instant,
-    /// Counted locally before the call, for calls that end without a provider report.
-    prompt_tokens: u32,
+    /// For calls that end without a provider report.
+    prompt: PromptTokens,
     /// The answer so far, to count a cut-short answer's tokens.
     answer: String,
     first_token: Option<Duration>,
@@ -57,7 +74,7 @@ impl CallAccount {
         model: String,
         provider: &'static str,
         started: Instant,
-        prompt_tokens: u32,
+        prompt: PromptTokens,
         citations: usize,
     ) -> Self {
         Self {
@@ -67,7 +84,7 @@ impl CallAccount {
             model,
             provider,
             started,
-            prompt_tokens,
+            prompt,
             answer: String::new(),
             first_token: None,
             citations,
@@ -100,7 +117,7 @@ impl CallAccount {
         };
         let usage = usage.unwrap_or_else(|| {
             Usage::new(
-                self.prompt_tokens,
+                self.prompt.count(&self.model),
                 tokens::count_text(&self.model, &self.answer),
             )
         });

@@ -47,21 +47,28 @@ pub struct TooLong {
 }
 
 /// Keeps as many of `citations` (best first) as fit next to `messages` and `max_tokens` of
-/// answer in `model`'s window; returns how many to keep and the prompt's token count.
+/// answer in `model`'s window; returns how many to keep and the prompt's token count, `None`
+/// when the prompt was not tokenized because its bytes alone fit (the usual case: tokenizing
+/// costs far more than the rest of ragd's work on a request).
 /// `build` renders the prompt for a number of kept sources.
 pub fn fit(
     model: &str,
     max_tokens: u32,
     citations: &[Citation],
     build: impl Fn(&[Citation]) -> Vec<ChatMessage>,
-) -> Result<(usize, u32), TooLong> {
+) -> Result<(usize, Option<u32>), TooLong> {
     let window = context_window(model);
     let available = window.saturating_sub(max_tokens);
     let mut keep = citations.len();
+    let whole = build(citations);
+    if tokens::upper_bound(&whole) <= available {
+        return Ok((keep, None));
+    }
+    let mut prompt = whole;
     loop {
-        let prompt_tokens = tokens::count_messages(model, &build(&citations[..keep]));
+        let prompt_tokens = tokens::count_messages(model, &prompt);
         if prompt_tokens <= available {
-            return Ok((keep, prompt_tokens));
+            return Ok((keep, Some(prompt_tokens)));
         }
         if keep == 0 {
             return Err(TooLong {
@@ -71,6 +78,7 @@ pub fn fit(
             });
         }
         keep -= 1;
+        prompt = build(&citations[..keep]);
     }
 }
 
@@ -116,10 +124,11 @@ mod tests {
 
         let (kept, tokens) = fit("gpt-4", 1024, &sources, build).unwrap();
         assert_eq!(kept, 1);
-        assert!(tokens + 1024 <= 8_192);
+        assert!(tokens.unwrap() + 1024 <= 8_192);
 
-        let (kept, _) = fit("gpt-4o", 1024, &sources, build).unwrap();
+        let (kept, tokens) = fit("gpt-4o", 1024, &sources, build).unwrap();
         assert_eq!(kept, 2);
+        assert_eq!(tokens, None, "its bytes fit 128k: not tokenized");
 
         let huge = vec![ChatMessage::new(Role::User, "word ".repeat(9000))];
         let refused = fit("gpt-4", 1024, &sources, |kept: &[Citation]| {
@@ -128,5 +137,21 @@ mod tests {
         .unwrap_err();
         assert_eq!(refused.window, 8_192);
         assert!(refused.prompt_tokens > 8_192 - 1024);
+    }
+
+    #[test]
+    fn a_prompt_is_tokenized_only_when_its_bytes_do_not_already_fit() {
+        let short = vec![ChatMessage::new(Role::User, "What is ownership?")];
+        assert_eq!(
+            fit("gpt-4", 1024, &[], |_| short.clone()).unwrap(),
+            (0, None)
+        );
+
+        // 15,000 bytes but about 3,000 tokens: over the byte bound of 8,192 - 1,024, within
+        // the window by count.
+        let long = vec![ChatMessage::new(Role::User, "word ".repeat(3000))];
+        let (kept, tokens) = fit("gpt-4", 1024, &[], |_| long.clone()).unwrap();
+        assert_eq!(kept, 0);
+        assert_eq!(tokens, Some(tokens::count_messages("gpt-4", &long)));
     }
 }

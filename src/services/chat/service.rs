@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::account::{CallAccount, Outcome};
+use super::account::{CallAccount, Outcome, PromptTokens};
 use super::budget::{self, TooLong};
 use super::grounding::{Grounding, GroundingError, Ungrounded};
 use super::limit::{Refused, Reservation, TokenLimiter};
@@ -16,7 +16,7 @@ use super::stream::{AnswerStream, ChatStream};
 use super::usage::UsageRecorder;
 use crate::http::error::FieldError;
 use crate::services::llm::{
-    CompletionRequest, FinishReason, LlmGateway, ProviderError, Routed, Usage,
+    CompletionRequest, FinishReason, LlmGateway, ProviderError, Routed, Usage, tokens,
 };
 use crate::services::retrieval::Citation;
 
@@ -215,15 +215,26 @@ impl ChatService {
             }
             None => Vec::new(),
         };
-        let (kept, prompt_tokens) = budget::fit(&model, params.max_tokens, &citations, |kept| {
+        let (kept, counted) = budget::fit(&model, params.max_tokens, &citations, |kept| {
             grounded(&params.messages, kept).0
         })
         .map_err(ChatError::ContextTooLong)?;
         citations.truncate(kept);
         let (messages, context) = grounded(&params.messages, &citations);
-        let reservation = self
-            .reserve(user, prompt_tokens.saturating_add(params.max_tokens))
-            .await?;
+        // The token limit reserves the exact worst case, so it needs the count; otherwise it
+        // is left to the end of a call the provider reports no usage for.
+        let prompt = match (counted, &self.tokens) {
+            (Some(count), _) => PromptTokens::Counted(count),
+            (None, Some(_)) => PromptTokens::Counted(tokens::count_messages(&model, &messages)),
+            (None, None) => PromptTokens::Uncounted(messages.clone()),
+        };
+        let reservation = match &prompt {
+            PromptTokens::Counted(count) => {
+                self.reserve(user, count.saturating_add(params.max_tokens))
+                    .await?
+            }
+            PromptTokens::Uncounted(_) => Reservation::unlimited(),
+        };
         if self.log_prompts {
             let prompt = serde_json::to_string(&messages).unwrap_or_default();
             tracing::info!(user_id = %user, model = %model, prompt = %prompt, "chat prompt");
@@ -235,7 +246,7 @@ impl ChatService {
             model.clone(),
             crate::services::llm::provider_of(&model),
             started,
-            prompt_tokens,
+            prompt,
             citations.len(),
         );
         Ok(Prepared {

@@ -56,6 +56,16 @@ pub fn count_messages(model: &str, messages: &[ChatMessage]) -> u32 {
         .fold(REPLY_PRIMING_TOKENS, u32::saturating_add)
 }
 
+/// At least [`count_messages`] for any model, without tokenizing: every token of a byte-level
+/// BPE (cl100k, o200k) stands for at least one byte of UTF-8, so a text has no more tokens than
+/// bytes. Enough to know that a prompt fits a window without paying for an exact count.
+pub fn upper_bound(messages: &[ChatMessage]) -> u32 {
+    messages
+        .iter()
+        .map(|message| saturating_u32(message.content.len()).saturating_add(TOKENS_PER_MESSAGE))
+        .fold(REPLY_PRIMING_TOKENS, u32::saturating_add)
+}
+
 /// Usage counted locally, for an answer whose provider reported none.
 pub fn estimate_usage(model: &str, messages: &[ChatMessage], answer: &str) -> Usage {
     Usage::new(count_messages(model, messages), count_text(model, answer))
@@ -85,6 +95,24 @@ mod tests {
         assert_eq!(count_text("gpt-4", "hello world"), 2);
         assert!(count_text("gpt-4o", "antidisestablishmentarianism") > 1);
         assert_eq!(count_text("gpt-4o", ""), 0);
+    }
+
+    #[test]
+    fn the_byte_bound_is_never_below_the_count() {
+        for text in [
+            "hello world",
+            "",
+            "naïve café — 日本語のテキスト 🦀🦀",
+            &"ab ".repeat(500),
+        ] {
+            let messages = vec![
+                ChatMessage::new(Role::System, "Answer from the sources."),
+                ChatMessage::new(Role::User, text),
+            ];
+            for model in ["gpt-4", "gpt-4o-mini", "ollama/llama3.2"] {
+                assert!(upper_bound(&messages) >= count_messages(model, &messages));
+            }
+        }
     }
 
     #[test]

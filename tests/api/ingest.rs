@@ -256,12 +256,9 @@ async fn a_duplicate_upload_returns_the_existing_document() {
     assert!(!second.created);
     assert_eq!(second.document.id, first.document.id);
     assert_eq!(stored_files(&app).len(), 1, "the second copy is not kept");
-    assert_eq!(
-        app.store().queue_depth().await.unwrap().pending
-            + app.store().queue_depth().await.unwrap().running
-            + app.store().queue_depth().await.unwrap().done,
-        1
-    );
+    // One reading: between three, a worker may move the job from pending to running.
+    let depth = app.store().queue_depth().await.unwrap();
+    assert_eq!(depth.pending + depth.running + depth.done, 1);
 }
 
 #[tokio::test]

@@ -62,29 +62,28 @@ fn cors_layer(settings: &Settings) -> CorsLayer {
     layer.allow_origin(AllowOrigin::list(origins))
 }
 
-impl<S: Clone> Layer<S> for CrossOriginLayer {
+impl<S> Layer<S> for CrossOriginLayer {
     type Service = CrossOrigin<S>;
 
     fn layer(&self, inner: S) -> CrossOrigin<S> {
         CrossOrigin {
-            cors: self.cors.layer(inner.clone()),
-            plain: inner,
+            cors: self.cors.layer(inner),
         }
     }
 }
 
-/// The service [`CrossOriginLayer`] wraps: the same inner service with and without CORS.
+/// The service [`CrossOriginLayer`] wraps: CORS around the inner service, which requests
+/// without `Origin` reach directly.
 #[derive(Clone)]
 pub struct CrossOrigin<S> {
     cors: Cors<S>,
-    plain: S,
 }
 
 type Respond<B, E> = fn(Result<Response<B>, E>) -> Result<Response<B>, E>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CrossOrigin<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: Default,
 {
     type Response = Response<ResBody>;
@@ -92,20 +91,21 @@ where
     type Future =
         Either<cors::ResponseFuture<S::Future>, Map<S::Future, Respond<ResBody, S::Error>>>;
 
-    /// Both paths must be ready, since the request decides which one is called. The services
-    /// below are always ready (no buffers or concurrency limits), so nothing is held back.
+    /// CORS is ready when its inner service is: one readiness serves both paths.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        match self.cors.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.plain.poll_ready(cx),
-            other => other,
-        }
+        self.cors.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         if request.headers().contains_key(header::ORIGIN) {
             Either::Left(self.cors.call(request))
         } else {
-            Either::Right(self.plain.call(request).map(vary_origin as Respond<_, _>))
+            Either::Right(
+                self.cors
+                    .get_mut()
+                    .call(request)
+                    .map(vary_origin as Respond<_, _>),
+            )
         }
     }
 }

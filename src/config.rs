@@ -151,7 +151,7 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "SEARCH_INDEX_MEMORY_MB",
         "512",
-        "SQLite: memory for users' vectors held for search (~0.4 MiB per 1,000 384-d chunks); users beyond it are searched by an exact scan",
+        "SQLite: memory for users' chunks held for search, vectors and words (~0.75 MiB per 1,000 384-d chunks of 60 words); users beyond it are searched by SQLite alone",
     ),
     var(
         "LLM_TIMEOUT_SECONDS",

@@ -73,7 +73,7 @@ pub async fn connect(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> 
         DatabaseUrl::Sqlite(path) => Arc::new(
             sqlite::SqliteStore::open(path, settings.database_max_connections)
                 .await?
-                .with_vector_index_budget(settings.search_index_memory_bytes),
+                .with_search_index_budget(settings.search_index_memory_bytes),
         ),
         DatabaseUrl::Postgres(url) => {
             let store = postgres::PgStore::connect(url.expose(), settings.database_max_connections)

@@ -1,8 +1,9 @@
-//! The embedded backend's in-process vector index is never stale: chunks written or removed
+//! The embedded backend's in-process search index is never stale: chunks written or removed
 //! by this process, or by another process on the same database (here: a second store handle,
 //! with its own pool and index, as `ragd ingest` or `ragd user delete` would have), show in
-//! the very next search; and a memory budget too small for a user's vectors falls back to
-//! the exact scan. Run on both backends: PostgreSQL must behave the same.
+//! the very next search, by vector and by keyword; and a memory budget too small for a user's
+//! chunks falls back to SQLite's own exact scan and FTS5. Run on both backends: PostgreSQL
+//! must behave the same.
 
 use std::collections::HashSet;
 
@@ -33,15 +34,15 @@ async fn found(app: &TestApp, token: &str, mode: &str, query: &str) -> HashSet<S
 async fn writes_by_this_process_show_in_the_next_search(app: TestApp) {
     let ada = caller(&app, "ada@example.com").await;
     seed(&app, ada.id, "lighthouse.txt", &[CORPUS[0].1]).await;
-    for mode in ["vector", "hybrid"] {
-        // The first search loads Ada's vectors; each later one must see every change.
+    for mode in ["vector", "keyword", "hybrid"] {
+        // The first search loads Ada's chunks; each later one must see every change.
         assert_eq!(
             found(&app, &ada.token, mode, "herons").await,
             HashSet::from(["lighthouse.txt".to_owned()])
         );
     }
     let bread = seed(&app, ada.id, "bread.txt", &[CORPUS[1].1]).await;
-    for mode in ["vector", "hybrid"] {
+    for mode in ["vector", "keyword", "hybrid"] {
         assert!(
             found(&app, &ada.token, mode, "sourdough")
                 .await
@@ -49,7 +50,7 @@ async fn writes_by_this_process_show_in_the_next_search(app: TestApp) {
         );
     }
     app.store().delete_document(ada.id, bread).await.unwrap();
-    for mode in ["vector", "hybrid"] {
+    for mode in ["vector", "keyword", "hybrid"] {
         assert!(
             !found(&app, &ada.token, mode, "sourdough")
                 .await
@@ -63,7 +64,7 @@ async fn writes_by_another_process_show_in_the_next_search(app: TestApp) {
     let bob = caller(&app, "bob@example.com").await;
     let lighthouse = seed(&app, ada.id, "lighthouse.txt", &[CORPUS[0].1]).await;
     seed(&app, bob.id, "bob.txt", &[CORPUS[2].1]).await;
-    for mode in ["vector", "hybrid"] {
+    for mode in ["vector", "keyword", "hybrid"] {
         assert_eq!(
             found(&app, &ada.token, mode, "herons").await,
             HashSet::from(["lighthouse.txt".to_owned()])
@@ -84,6 +85,10 @@ async fn writes_by_another_process_show_in_the_next_search(app: TestApp) {
             "{mode}"
         );
     }
+    assert_eq!(
+        found(&app, &ada.token, "keyword", "sourdough").await,
+        HashSet::from(["bread.txt".to_owned()])
+    );
     // Deleted.
     other.delete_document(ada.id, lighthouse).await.unwrap();
     for mode in ["vector", "hybrid"] {
@@ -93,9 +98,14 @@ async fn writes_by_another_process_show_in_the_next_search(app: TestApp) {
             "{mode}"
         );
     }
+    assert!(
+        found(&app, &ada.token, "keyword", "herons")
+            .await
+            .is_empty()
+    );
     // No longer ready.
     other.reindex_document(ada.id, bread).await.unwrap();
-    for mode in ["vector", "hybrid"] {
+    for mode in ["vector", "keyword", "hybrid"] {
         assert!(found(&app, &ada.token, mode, "sourdough").await.is_empty());
     }
     // Bob's copy was never touched, and never saw Ada's writes.
@@ -105,6 +115,11 @@ async fn writes_by_another_process_show_in_the_next_search(app: TestApp) {
             HashSet::from(["bob.txt".to_owned()])
         );
     }
+    assert!(
+        found(&app, &bob.token, "keyword", "herons sourdough")
+            .await
+            .is_empty()
+    );
     // A user deleted by another process: their vectors are gone from the file, and the
     // search by id finds nothing (their token no longer resolves, so ask the store).
     other.delete_user(bob.id).await.unwrap();
@@ -125,18 +140,24 @@ async fn writes_by_another_process_show_in_the_next_search(app: TestApp) {
         .await
         .unwrap();
     assert!(hits.is_empty(), "{hits:?}");
+    let hits = app
+        .store()
+        .keyword_search(scope, &["borrow".to_owned()], 10)
+        .await
+        .unwrap();
+    assert!(hits.is_empty(), "{hits:?}");
     other.close().await;
 }
 
 #[tokio::test]
-async fn a_budget_too_small_for_the_users_vectors_falls_back_to_the_exact_scan() {
+async fn a_budget_too_small_for_the_users_chunks_falls_back_to_sqlite() {
     let app = search_app(Backend::Sqlite, &[("SEARCH_INDEX_MEMORY_MB", "0")])
         .await
         .unwrap();
     let ada = caller(&app, "ada@example.com").await;
     seed(&app, ada.id, "lighthouse.txt", &[CORPUS[0].1]).await;
     seed(&app, ada.id, "bread.txt", &[CORPUS[1].1]).await;
-    for mode in ["vector", "hybrid"] {
+    for mode in ["vector", "keyword", "hybrid"] {
         let results = search(
             &app,
             &ada.token,

@@ -2,10 +2,10 @@
 //! queue, chunks with their vectors (sqlite-vec) and the keyword index (FTS5), so a backup is
 //! one file.
 
+mod index;
 mod search;
 mod stop_words;
 mod vector_extension;
-mod vectors;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,18 +19,18 @@ use super::{Store, StoreError};
 use crate::store::portable::impl_portable_stores;
 use crate::store::portable_ingest::impl_portable_ingest_stores;
 use crate::store::usage::impl_portable_usage_store;
-use vectors::VectorIndex;
+use index::SearchIndex;
 
-/// The vector index's memory budget when none is configured (`SEARCH_INDEX_MEMORY_MB`'s
-/// default): about 1.3 million 384-dimensional chunks.
-pub const DEFAULT_VECTOR_INDEX_BYTES: usize = 512 * 1024 * 1024;
+/// The search index's memory budget when none is configured (`SEARCH_INDEX_MEMORY_MB`'s
+/// default): about 700,000 384-dimensional chunks of 60 words.
+pub const DEFAULT_SEARCH_INDEX_BYTES: usize = 512 * 1024 * 1024;
 
 /// Embedded SQLite storage.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Shared by the clones: one cache of users' vectors per opened file.
-    vectors: Arc<VectorIndex>,
+    /// Shared by the clones: one cache of users' indexed chunks per opened file.
+    index: Arc<SearchIndex>,
 }
 
 impl SqliteStore {
@@ -57,15 +57,15 @@ impl SqliteStore {
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         Ok(Self {
             pool,
-            vectors: Arc::new(VectorIndex::new(DEFAULT_VECTOR_INDEX_BYTES)),
+            index: Arc::new(SearchIndex::new(DEFAULT_SEARCH_INDEX_BYTES)),
         })
     }
 
-    /// The same store with a vector index that keeps at most `bytes` of users' vectors in
-    /// memory (users beyond it are searched by an exact scan in SQLite).
-    pub fn with_vector_index_budget(self, bytes: usize) -> Self {
+    /// The same store with a search index that keeps at most `bytes` of users' vectors and
+    /// inverted texts in memory (users beyond it are searched by SQLite alone).
+    pub fn with_search_index_budget(self, bytes: usize) -> Self {
         Self {
-            vectors: Arc::new(VectorIndex::new(bytes)),
+            index: Arc::new(SearchIndex::new(bytes)),
             ..self
         }
     }

@@ -1,7 +1,8 @@
-//! Search on the embedded backend. Vector: the in-process index ([`super::vectors`]) picks a
+//! Search on the embedded backend. Vector: the in-process index ([`super::index`]) picks a
 //! few candidates per result by a quantized scan, and sqlite-vec ranks those by exact cosine
-//! distance (the whole scope when the user's vectors exceed the index's budget). Keyword:
-//! FTS5's BM25 over the query's words less English stop words.
+//! distance (the whole scope when the user's chunks exceed the index's budget). Keyword:
+//! BM25 over the query's words less English stop words, ranked by the in-process index (by
+//! FTS5 when the user's chunks exceed its budget).
 //!
 //! Both rank chunk ids in an inner query and read the texts of the `limit` winners only,
 //! instead of carrying every candidate's text through the sort.
@@ -14,11 +15,11 @@ use super::stop_words::without_stop_words;
 use crate::store::search::{HIT_COLUMNS, SearchHit, SearchScope, SearchStore, any_of, push_scope};
 use crate::store::{StoreError, chunks::vector_to_blob};
 
-/// Candidates the quantized scan passes to the exact re-ranking per result, and at least:
-/// enough that quantization, which only swaps near-equal scores, never pushes one of the
-/// exact best out (recall@10 measured in benches/retrieval.rs).
-const CANDIDATES_PER_RESULT: usize = 4;
-const MIN_CANDIDATES: usize = 40;
+/// Candidates the quantized scan passes to the exact re-ranking beyond the `limit` asked:
+/// quantization only swaps near-equal scores, so the exact best are among the first few
+/// beyond (recall@10, and hybrid's 40 per list, measured in benches/retrieval.rs). Each
+/// candidate costs a row read and an exact cosine in SQLite (10-15 µs).
+const CANDIDATE_MARGIN: usize = 30;
 
 /// Rows FTS5 ranks on its own before the scope's filters, per result and at least (see
 /// [`keyword_query`]).
@@ -27,11 +28,11 @@ const MIN_KEYWORD_CANDIDATES: u32 = 100;
 
 /// Opens a query whose inner part (pushed next) yields `(id, distance)` rows, lowest distance
 /// best; `score` turns `ranked.distance` into a higher-is-better score.
-fn ranked(score: &str) -> QueryBuilder<Sqlite> {
+fn ranked_query(score: &str) -> QueryBuilder<Sqlite> {
     QueryBuilder::new(format!("SELECT {HIT_COLUMNS}, {score} AS score FROM ("))
 }
 
-/// Closes [`ranked`]: the winners' columns, best first.
+/// Closes [`ranked_query`]: the winners' columns, best first.
 fn close_ranked(sql: &mut QueryBuilder<Sqlite>, limit: u32) {
     sql.push(" ORDER BY distance, c.document_id, c.chunk_index LIMIT ")
         .push_bind(i64::from(limit))
@@ -54,7 +55,7 @@ fn keyword_query(
     limit: u32,
     bound: Option<u32>,
 ) -> QueryBuilder<Sqlite> {
-    let mut sql = ranked("-ranked.distance");
+    let mut sql = ranked_query("-ranked.distance");
     match bound {
         Some(bound) => sql
             .push(
@@ -98,14 +99,12 @@ impl SearchStore for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let count = (limit as usize)
-            .saturating_mul(CANDIDATES_PER_RESULT)
-            .max(MIN_CANDIDATES);
+        let count = (limit as usize).saturating_add(CANDIDATE_MARGIN);
         let candidates = self
-            .vectors
+            .index
             .candidates(&self.pool, scope, query, count)
             .await?;
-        let mut sql = ranked("1.0 - ranked.distance");
+        let mut sql = ranked_query("1.0 - ranked.distance");
         sql.push("SELECT c.id, vec_distance_cosine(c.embedding, ")
             .push_bind(vector_to_blob(query))
             .push(
@@ -137,6 +136,13 @@ impl SearchStore for SqliteStore {
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
+        if let Some(ranked) = self
+            .index
+            .keyword_ranking(&self.pool, scope, &terms, limit as usize)
+            .await?
+        {
+            return self.ranked_hits(scope, &ranked, limit).await;
+        }
         let matching = any_of(&terms, "OR");
         let bound = limit
             .saturating_mul(KEYWORD_CANDIDATES_PER_RESULT)
@@ -154,5 +160,38 @@ impl SearchStore for SqliteStore {
             .build_query_as()
             .fetch_all(&self.pool)
             .await?)
+    }
+}
+
+impl SqliteStore {
+    /// The hits of chunks the in-process index ranked, as `(id, score)`, best first. The scope
+    /// is applied again in SQL: the index is a cache, the database is what says what the
+    /// caller may see.
+    async fn ranked_hits(
+        &self,
+        scope: SearchScope<'_>,
+        ranked: &[(i64, f64)],
+        limit: u32,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        if ranked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = ranked_query("-ranked.distance");
+        sql.push("SELECT c.id, scored.column2 AS distance FROM (VALUES ");
+        let mut rows = sql.separated(", ");
+        for &(id, score) in ranked {
+            rows.push("(")
+                .push_bind_unseparated(id)
+                .push_unseparated(", ")
+                .push_bind_unseparated(-score)
+                .push_unseparated(")");
+        }
+        sql.push(
+            ") AS scored CROSS JOIN chunks AS c ON c.id = scored.column1 \
+             CROSS JOIN documents AS d ON d.id = c.document_id WHERE",
+        );
+        push_scope(&mut sql, &scope);
+        close_ranked(&mut sql, limit);
+        Ok(sql.build_query_as().fetch_all(&self.pool).await?)
     }
 }

@@ -11,6 +11,8 @@
 //! server and dropped afterwards; the HNSW index is built after loading, and its build time and
 //! size are reported. The keyword reference there is the store's own ranking (`ts_rank` over
 //! every match, so exact by construction); the vector reference is brute force in both cases.
+//! `BENCH_QUERIES` sets the questions per set (200), `BENCH_PG_MAINTENANCE_WORK_MEM` the
+//! scratch database's `maintenance_work_mem` for the HNSW build (the server's default).
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
@@ -30,6 +32,8 @@ use uuid::Uuid;
 
 const DIMENSION: usize = 384;
 const CHUNKS_PER_DOCUMENT: usize = 1000;
+/// Questions per set, unless `BENCH_QUERIES` says otherwise (the exact references of 1M chunks
+/// on PostgreSQL take seconds per question).
 const QUERIES: usize = 200;
 const WORDS_PER_CHUNK: usize = 60;
 const TOP_K: usize = 10;
@@ -294,6 +298,16 @@ impl ScratchDatabase {
             .execute(&admin)
             .await
             .unwrap_or_else(|err| panic!("create database: {err}"));
+        // pgvector builds HNSW far faster when the graph fits this (1M chunks: about 2 GB).
+        if let Ok(memory) = std::env::var("BENCH_PG_MAINTENANCE_WORK_MEM") {
+            let memory = memory.replace('\'', "");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {name} SET maintenance_work_mem = '{memory}'"
+            )))
+            .execute(&admin)
+            .await
+            .unwrap_or_else(|err| panic!("maintenance_work_mem: {err}"));
+        }
         let mut url =
             reqwest::Url::parse(admin_url).unwrap_or_else(|err| panic!("postgres url: {err}"));
         url.set_path(&name);
@@ -349,16 +363,20 @@ async fn run(chunks: usize, postgres: Option<&str>) {
     let stored = storing.elapsed();
     let words = vocabulary();
     let mut rng = Rng(42);
+    let queries = std::env::var("BENCH_QUERIES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(QUERIES);
     let sets = [
         (
             "Zipf questions (8 words, mostly common)",
-            (0..QUERIES)
+            (0..queries)
                 .map(|_| text(&mut rng, &words, 8))
                 .collect::<Vec<_>>(),
         ),
         (
             "rare-word questions (4 of the 512 least frequent words)",
-            (0..QUERIES)
+            (0..queries)
                 .map(|_| rare_words(&mut rng, &words, 4))
                 .collect(),
         ),
@@ -376,7 +394,7 @@ async fn run(chunks: usize, postgres: Option<&str>) {
     };
     let mut expected = Vec::new();
     for (_, questions) in &sets {
-        let mut exact_set = Vec::with_capacity(QUERIES);
+        let mut exact_set = Vec::with_capacity(queries);
         for question in questions {
             exact_set.push(exact(&reference, user, &vectors, &local, question).await);
         }

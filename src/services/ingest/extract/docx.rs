@@ -90,7 +90,7 @@ fn parse_document(xml: &str, deadline: &Deadline) -> Result<ExtractedText, Inges
     let mut events = 0usize;
     loop {
         events += 1;
-        if events % EVENTS_PER_DEADLINE_CHECK == 0 {
+        if events.is_multiple_of(EVENTS_PER_DEADLINE_CHECK) {
             deadline.check()?;
         }
         let event = reader

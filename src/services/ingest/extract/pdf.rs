@@ -56,10 +56,10 @@ pub(super) fn extract_pdf(
             end: text.len(),
         });
     }
-    if spans.is_empty() {
-        if let Some(failure) = first_failure {
-            return Err(IngestError::malformed(DocumentFormat::Pdf, failure));
-        }
+    if spans.is_empty()
+        && let Some(failure) = first_failure
+    {
+        return Err(IngestError::malformed(DocumentFormat::Pdf, failure));
     }
     Ok(ExtractedText {
         text,

@@ -121,8 +121,10 @@ pub struct Ranked<'a> {
 }
 
 /// The `count` in-scope chunks of `documents` with the best BM25 score for any of `query`'s
-/// (distinct) terms, best first; chunks holding none of them are not returned.
-pub fn best(documents: &[Ranked<'_>], query: &[Term], count: usize) -> Vec<Scored> {
+/// terms (a term given twice counts twice), best first, as `(id, score)`; chunks holding none of them are not
+/// returned. Equal scores go in the order of `documents`, then of their chunks: with
+/// documents by id and chunks by index, the order SQL gives the same ties.
+pub fn best(documents: &[Ranked<'_>], query: &[Term], count: usize) -> Vec<(i64, f64)> {
     let rows: usize = documents.iter().map(|d| d.keywords.lengths.len()).sum();
     let total_length: u64 = documents.iter().map(|d| d.keywords.total_length).sum();
     if count == 0 || rows == 0 || total_length == 0 {
@@ -156,7 +158,8 @@ pub fn best(documents: &[Ranked<'_>], query: &[Term], count: usize) -> Vec<Score
     let mut best = Best::new(count);
     let mut scores: Vec<f64> = Vec::new();
     for run in found.chunk_by(|a, b| a.0 == b.0) {
-        let document = &documents[run[0].0];
+        let at = run[0].0;
+        let document = &documents[at];
         let keywords = document.keywords;
         scores.clear();
         scores.resize(keywords.lengths.len(), 0.0);
@@ -169,13 +172,25 @@ pub fn best(documents: &[Ranked<'_>], query: &[Term], count: usize) -> Vec<Score
                     / (frequency + K1 * (1.0 - B + B * length / average_length));
             }
         }
-        for (&score, &id) in scores.iter().zip(document.ids) {
+        for (chunk, &score) in scores.iter().enumerate() {
             if score > 0.0 {
-                best.offer(Scored { score, id });
+                best.offer(Scored {
+                    score,
+                    key: ((at as u64) << 32) | chunk as u64,
+                });
             }
         }
     }
     best.into_ranked()
+        .into_iter()
+        .map(|scored| {
+            let document = &documents[(scored.key >> 32) as usize];
+            (
+                document.ids[(scored.key & u64::from(u32::MAX)) as usize],
+                scored.score,
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -235,9 +250,9 @@ mod tests {
         let first = part(keeper_idf, 1.0, 2.0) + part(MIN_IDF, 1.0, 2.0);
         let second = part(MIN_IDF, 3.0, 3.0);
         assert_eq!(ranked.len(), 2);
-        assert_eq!((ranked[0].id, ranked[1].id), (10, 11));
-        assert!((ranked[0].score - first).abs() < 1e-12);
-        assert!((ranked[1].score - second).abs() < 1e-12);
+        assert_eq!((ranked[0].0, ranked[1].0), (10, 11));
+        assert!((ranked[0].1 - first).abs() < 1e-12);
+        assert!((ranked[1].1 - second).abs() < 1e-12);
     }
 
     #[test]
@@ -264,10 +279,10 @@ mod tests {
             )
         };
         let only_mine = ranked(false);
-        assert_eq!(only_mine.iter().map(|s| s.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(only_mine.iter().map(|s| s.0).collect::<Vec<_>>(), [1]);
         let all = ranked(true);
         assert_eq!(all.len(), 3);
-        assert_eq!(all[0].id, 1, "equal scores: the lower id first");
+        assert_eq!(all[0].0, 1, "equal scores: the first document's first");
         assert_eq!(only_mine[0], all[0]);
     }
 

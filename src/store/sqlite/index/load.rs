@@ -101,7 +101,8 @@ pub async fn documents(
     let mut pending: Vec<Row> = Vec::with_capacity(ROWS_PER_TASK);
     for batch in documents.chunks(DOCUMENTS_PER_READ) {
         let mut sql = QueryBuilder::<Sqlite>::new(
-            "SELECT c.document_id, c.id, c.embedding, c.text FROM chunks AS c WHERE c.user_id = ",
+            "SELECT c.document_id, c.id, c.embedding, c.text FROM chunks AS c \
+             INDEXED BY chunks_document_index_key WHERE c.user_id = ",
         );
         sql.push_bind(user_id)
             .push(" AND c.embedding_model = ")
@@ -111,7 +112,9 @@ pub async fn documents(
         for document in batch {
             ids.push_bind(document.document_id);
         }
-        sql.push(")");
+        // In the order of the index on (document_id, chunk_index), read without a sort:
+        // keyword ties are broken by position, as SQL breaks them by chunk index.
+        sql.push(") ORDER BY c.document_id, c.chunk_index");
         let mut rows = sql.build_query_as::<Row>().fetch(&mut *connection);
         while let Some(row) = rows.try_next().await? {
             pending.push(row);

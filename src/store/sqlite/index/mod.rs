@@ -144,14 +144,10 @@ impl SearchIndex {
         count: usize,
     ) -> Result<Option<Vec<(i64, f64)>>, StoreError> {
         let mut terms = Terms::default();
-        let mut query: Vec<terms::Term> = Vec::with_capacity(words.len());
-        for word in words {
-            // Words are runs of letters and digits (`query_terms`): one term each.
-            let term = terms.term(word);
-            if !query.contains(&term) {
-                query.push(term);
-            }
-        }
+        // Words are runs of letters and digits (`query_terms`): one term each. Two words of
+        // one stem ("debug", "debugging") stay two terms, as they are two phrases to FTS5,
+        // whose BM25 then counts that stem twice.
+        let query: Vec<terms::Term> = words.iter().map(|word| terms.term(word)).collect();
         self.scan(pool, scope, move |documents| {
             let ranked: Vec<Ranked<'_>> = documents
                 .iter()
@@ -162,9 +158,6 @@ impl SearchIndex {
                 })
                 .collect();
             best(&ranked, &query, count)
-                .into_iter()
-                .map(|scored| (scored.id, scored.score))
-                .collect()
         })
         .await
     }
@@ -305,6 +298,8 @@ impl SearchIndex {
         let read = load::documents(&mut tx, user_id, model, &changed, dimension).await?;
         tx.commit().await?;
         documents.extend(read.into_iter().map(Arc::new));
+        // Keyword ties go in document order: the order of ids SQL breaks them by.
+        documents.sort_unstable_by_key(|d| d.document_id);
         let bytes = documents.iter().map(|d| d.bytes()).sum();
         if bytes > self.budget {
             return Ok(oversized);
@@ -374,11 +369,20 @@ mod tests {
         ChunkSet, ChunkStore, DocumentStore, NewChunk, NewDocument, NewUser, UserStore,
     };
 
-    /// A store with one user owning one ready document of `chunks` 4-dimensional chunks, and
-    /// the scope of the user's searches.
+    /// A store with one user owning one ready document of `chunks` 4-dimensional chunks
+    /// ("chunk 0", "chunk 1"...), and the scope of the user's searches.
     async fn store_with_chunks(
         dir: &std::path::Path,
         chunks: usize,
+    ) -> (SqliteStore, SearchScope<'static>) {
+        let texts: Vec<String> = (0..chunks).map(|n| format!("chunk {n}")).collect();
+        store_with_texts(dir, &texts).await
+    }
+
+    /// A store with one user owning one ready document of a chunk per text.
+    async fn store_with_texts(
+        dir: &std::path::Path,
+        texts: &[String],
     ) -> (SqliteStore, SearchScope<'static>) {
         let store = SqliteStore::open(&dir.join("ragd.db"), 8).await.unwrap();
         let user = store
@@ -404,10 +408,11 @@ mod tests {
             })
             .await
             .unwrap();
-        let new_chunks: Vec<NewChunk> = (0..chunks)
-            .map(|n| NewChunk {
-                chunk_index: i32::try_from(n).unwrap(),
-                text: format!("chunk {n}"),
+        let new_chunks: Vec<NewChunk> = (0..)
+            .zip(texts)
+            .map(|(n, text)| NewChunk {
+                chunk_index: n,
+                text: text.clone(),
                 page: None,
                 char_start: 0,
                 char_end: 1,
@@ -480,6 +485,56 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(none, Some(Vec::new()));
+    }
+
+    #[tokio::test]
+    async fn keyword_scores_are_fts5s_bm25() {
+        let dir = tempfile::tempdir().unwrap();
+        let texts: Vec<String> = [
+            "Debugging a struct: derive Debug and print it with {:?}.",
+            "The debugger prints nothing; debugging by printing works.",
+            "Structs group related values; a struct's fields are named.",
+            "Traits define shared behaviour, with default implementations.",
+            "Naïve café prints: Ünïcode words are folded before matching.",
+            "",
+        ]
+        .into_iter()
+        .cycle()
+        .take(30)
+        .enumerate()
+        .map(|(n, text)| format!("{text} Chunk {n} of {}.", n % 7))
+        .collect();
+        let (store, scope) = store_with_texts(dir.path(), &texts).await;
+        for words in [
+            vec!["debugging", "debug", "print"],
+            vec!["struct", "structs", "naive", "cafe"],
+            vec!["chunk", "3"],
+            vec!["absent"],
+        ] {
+            let words: Vec<String> = words.into_iter().map(str::to_owned).collect();
+            let mine = store
+                .index
+                .keyword_ranking(&store.pool, scope, &words, 12)
+                .await
+                .unwrap()
+                .unwrap();
+            let fts5: Vec<(i64, f64)> = sqlx::query_as(
+                "SELECT rowid, -bm25(chunks_fts) AS score FROM chunks_fts \
+                 WHERE chunks_fts MATCH $1 ORDER BY bm25(chunks_fts), rowid LIMIT 12",
+            )
+            .bind(crate::store::search::any_of(&words, "OR"))
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+            assert_eq!(mine.len(), fts5.len(), "{words:?}");
+            for ((id, score), (fts5_id, fts5_score)) in mine.iter().zip(&fts5) {
+                assert_eq!(id, fts5_id, "{words:?}: {mine:?} {fts5:?}");
+                assert!(
+                    (score - fts5_score).abs() < 1e-9,
+                    "{words:?}: {mine:?} {fts5:?}"
+                );
+            }
+        }
     }
 
     #[tokio::test]

@@ -145,7 +145,10 @@ pub fn nearest(documents: &[&DocumentVectors], query: &Query, count: usize) -> V
             kept
         })
     };
-    kept.into_ranked().into_iter().map(|s| s.id).collect()
+    kept.into_ranked()
+        .into_iter()
+        .map(|s| s.key.cast_signed())
+        .collect()
 }
 
 /// The number of leading documents that hold about half of the `rows`.
@@ -180,7 +183,10 @@ fn best(documents: &[&DocumentVectors], query: &Query, count: usize) -> Best {
             if score < floor {
                 continue;
             }
-            best.offer(Scored { score, id });
+            best.offer(Scored {
+                score,
+                key: id.cast_unsigned(),
+            });
             floor = best.floor();
         }
     }

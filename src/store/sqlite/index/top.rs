@@ -3,19 +3,20 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-/// A chunk id with its score, ordered by score, then lower id first (a total order, so that
+/// A chunk with its score, ordered by score, then lower key first (a total order, so that
 /// runs are repeatable).
 #[derive(Debug, Clone, Copy)]
 pub struct Scored {
     pub score: f64,
-    pub id: i64,
+    /// Identifies the chunk to the scan that scored it, in the order that breaks ties.
+    pub key: u64,
 }
 
 impl Ord for Scored {
     fn cmp(&self, other: &Self) -> Ordering {
         self.score
             .total_cmp(&other.score)
-            .then(other.id.cmp(&self.id))
+            .then(other.key.cmp(&self.key))
     }
 }
 
@@ -90,12 +91,12 @@ impl Best {
 mod tests {
     use super::*;
 
-    fn scored(score: f64, id: i64) -> Scored {
-        Scored { score, id }
+    fn scored(score: f64, key: u64) -> Scored {
+        Scored { score, key }
     }
 
     #[test]
-    fn the_best_count_are_kept_best_first_equal_scores_by_lower_id() {
+    fn the_best_count_are_kept_best_first_equal_scores_by_lower_key() {
         let mut best = Best::new(3);
         assert_eq!(best.floor(), f64::NEG_INFINITY);
         for (score, id) in [(0.5, 1), (0.9, 2), (0.1, 3), (0.5, 0), (0.7, 4)] {
@@ -105,8 +106,8 @@ mod tests {
         let mut other = Best::new(3);
         other.offer(scored(0.8, 5));
         best.merge(other);
-        let ids: Vec<i64> = best.into_ranked().iter().map(|s| s.id).collect();
-        assert_eq!(ids, [2, 5, 4]);
+        let keys: Vec<u64> = best.into_ranked().iter().map(|s| s.key).collect();
+        assert_eq!(keys, [2, 5, 4]);
         assert!(Best::new(0).into_ranked().is_empty());
     }
 }

@@ -121,9 +121,9 @@ pub struct Ranked<'a> {
 }
 
 /// The `count` in-scope chunks of `documents` with the best BM25 score for any of `query`'s
-/// terms (a term given twice counts twice), best first, as `(id, score)`; chunks holding none of them are not
-/// returned. Equal scores go in the order of `documents`, then of their chunks: with
-/// documents by id and chunks by index, the order SQL gives the same ties.
+/// terms (a term given twice counts twice), best first, as `(id, score)`; chunks holding none
+/// of them are not returned. Equal scores go in the order of `documents`, then of their
+/// chunks: with documents by id and chunks by index, the order SQL gives the same ties.
 pub fn best(documents: &[Ranked<'_>], query: &[Term], count: usize) -> Vec<(i64, f64)> {
     let rows: usize = documents.iter().map(|d| d.keywords.lengths.len()).sum();
     let total_length: u64 = documents.iter().map(|d| d.keywords.total_length).sum();

@@ -46,39 +46,55 @@ pub struct TooLong {
     pub window: u32,
 }
 
-/// Keeps as many of `citations` (best first) as fit next to `messages` and `max_tokens` of
-/// answer in `model`'s window; returns how many to keep and the prompt's token count, `None`
-/// when the prompt was not tokenized because its bytes alone fit (the usual case: tokenizing
-/// costs far more than the rest of ragd's work on a request).
-/// `build` renders the prompt for a number of kept sources.
-pub fn fit(
+/// The prompt that fits the window, as [`fit`] built it.
+#[derive(Debug, PartialEq)]
+pub struct Fitted<P> {
+    /// How many of the sources (the best first) it keeps.
+    pub kept: usize,
+    /// Its token count; `None` when it was not tokenized because its bytes alone fit (the
+    /// usual case: tokenizing costs far more than the rest of ragd's work on a request).
+    pub tokens: Option<u32>,
+    pub prompt: P,
+}
+
+/// Keeps as many of `citations` (best first) as fit, in the prompt `build` renders for them,
+/// next to `max_tokens` of answer in `model`'s window; the prompt is built once per number
+/// of sources tried and the one that fits is returned, not built again.
+pub fn fit<P: AsRef<[ChatMessage]>>(
     model: &str,
     max_tokens: u32,
     citations: &[Citation],
-    build: impl Fn(&[Citation]) -> Vec<ChatMessage>,
-) -> Result<(usize, Option<u32>), TooLong> {
+    build: impl Fn(&[Citation]) -> P,
+) -> Result<Fitted<P>, TooLong> {
     let window = context_window(model);
     let available = window.saturating_sub(max_tokens);
-    let mut keep = citations.len();
-    let whole = build(citations);
-    if tokens::upper_bound(&whole) <= available {
-        return Ok((keep, None));
+    let mut kept = citations.len();
+    let mut prompt = build(citations);
+    if tokens::upper_bound(prompt.as_ref()) <= available {
+        return Ok(Fitted {
+            kept,
+            tokens: None,
+            prompt,
+        });
     }
-    let mut prompt = whole;
     loop {
-        let prompt_tokens = tokens::count_messages(model, &prompt);
+        let prompt_tokens = tokens::count_messages(model, prompt.as_ref());
         if prompt_tokens <= available {
-            return Ok((keep, Some(prompt_tokens)));
+            return Ok(Fitted {
+                kept,
+                tokens: Some(prompt_tokens),
+                prompt,
+            });
         }
-        if keep == 0 {
+        if kept == 0 {
             return Err(TooLong {
                 prompt_tokens,
                 max_tokens,
                 window,
             });
         }
-        keep -= 1;
-        prompt = build(&citations[..keep]);
+        kept -= 1;
+        prompt = build(&citations[..kept]);
     }
 }
 
@@ -116,23 +132,32 @@ mod tests {
     #[test]
     fn the_least_relevant_sources_are_dropped_first_then_the_request_is_refused() {
         let messages = vec![ChatMessage::new(Role::User, "word ".repeat(3000))];
-        let build = |kept: &[Citation]| grounded(&messages, kept).0;
+        let build = |kept: &[Citation]| grounded(&messages, kept);
         let sources = vec![
             citation(&"alpha ".repeat(2000)),
             citation(&"beta ".repeat(4000)),
         ];
 
-        let (kept, tokens) = fit("gpt-4", 1024, &sources, build).unwrap();
-        assert_eq!(kept, 1);
-        assert!(tokens.unwrap() + 1024 <= 8_192);
+        let fitted = fit("gpt-4", 1024, &sources, build).unwrap();
+        assert_eq!(fitted.kept, 1);
+        assert!(fitted.tokens.unwrap() + 1024 <= 8_192);
+        assert_eq!(
+            fitted.prompt.context.len(),
+            1,
+            "the prompt of the kept source"
+        );
+        assert_eq!(
+            fitted.tokens,
+            Some(tokens::count_messages("gpt-4", &fitted.prompt.messages))
+        );
 
-        let (kept, tokens) = fit("gpt-4o", 1024, &sources, build).unwrap();
-        assert_eq!(kept, 2);
-        assert_eq!(tokens, None, "its bytes fit 128k: not tokenized");
+        let fitted = fit("gpt-4o", 1024, &sources, build).unwrap();
+        assert_eq!(fitted.kept, 2);
+        assert_eq!(fitted.tokens, None, "its bytes fit 128k: not tokenized");
 
         let huge = vec![ChatMessage::new(Role::User, "word ".repeat(9000))];
         let refused = fit("gpt-4", 1024, &sources, |kept: &[Citation]| {
-            grounded(&huge, kept).0
+            grounded(&huge, kept)
         })
         .unwrap_err();
         assert_eq!(refused.window, 8_192);
@@ -142,16 +167,14 @@ mod tests {
     #[test]
     fn a_prompt_is_tokenized_only_when_its_bytes_do_not_already_fit() {
         let short = vec![ChatMessage::new(Role::User, "What is ownership?")];
-        assert_eq!(
-            fit("gpt-4", 1024, &[], |_| short.clone()).unwrap(),
-            (0, None)
-        );
+        let fitted = fit("gpt-4", 1024, &[], |_| short.clone()).unwrap();
+        assert_eq!((fitted.kept, fitted.tokens), (0, None));
 
         // 15,000 bytes but about 3,000 tokens: over the byte bound of 8,192 - 1,024, within
         // the window by count.
         let long = vec![ChatMessage::new(Role::User, "word ".repeat(3000))];
-        let (kept, tokens) = fit("gpt-4", 1024, &[], |_| long.clone()).unwrap();
-        assert_eq!(kept, 0);
-        assert_eq!(tokens, Some(tokens::count_messages("gpt-4", &long)));
+        let fitted = fit("gpt-4", 1024, &[], |_| long.clone()).unwrap();
+        assert_eq!(fitted.kept, 0);
+        assert_eq!(fitted.tokens, Some(tokens::count_messages("gpt-4", &long)));
     }
 }

@@ -10,13 +10,26 @@ const INSTRUCTIONS: &str = "Answer using the numbered sources below, which come 
 user's documents. Cite every source you use with its number in square brackets, like [1] or \
 [2][3]. If the sources do not contain the answer, say so plainly instead of guessing.";
 
+/// What a provider receives for a conversation grounded in sources.
+#[derive(Debug)]
+pub struct Grounded {
+    pub messages: Vec<ChatMessage>,
+    pub context: Vec<ContextSource>,
+}
+
+impl AsRef<[ChatMessage]> for Grounded {
+    fn as_ref(&self) -> &[ChatMessage] {
+        &self.messages
+    }
+}
+
 /// The messages and context a provider receives for `messages` grounded in `citations`.
-pub fn grounded(
-    messages: &[ChatMessage],
-    citations: &[Citation],
-) -> (Vec<ChatMessage>, Vec<ContextSource>) {
+pub fn grounded(messages: &[ChatMessage], citations: &[Citation]) -> Grounded {
     if citations.is_empty() {
-        return (messages.to_vec(), Vec::new());
+        return Grounded {
+            messages: messages.to_vec(),
+            context: Vec::new(),
+        };
     }
     let context: Vec<ContextSource> = citations
         .iter()
@@ -37,7 +50,10 @@ pub fn grounded(
     let mut prompt = Vec::with_capacity(messages.len() + 1);
     prompt.push(ChatMessage::new(Role::System, system));
     prompt.extend_from_slice(messages);
-    (prompt, context)
+    Grounded {
+        messages: prompt,
+        context,
+    }
 }
 
 fn label(citation: &Citation) -> String {
@@ -69,7 +85,10 @@ mod tests {
     #[test]
     fn without_citations_the_conversation_is_unchanged() {
         let messages = vec![ChatMessage::new(Role::User, "Hi")];
-        let (prompt, context) = grounded(&messages, &[]);
+        let Grounded {
+            messages: prompt,
+            context,
+        } = grounded(&messages, &[]);
         assert_eq!(prompt, messages);
         assert!(context.is_empty());
     }
@@ -84,7 +103,10 @@ mod tests {
             citation("a.md", "The tower is 300 m tall.", None),
             citation("b.pdf", "It was built in 1889.", Some(4)),
         ];
-        let (prompt, context) = grounded(&messages, &citations);
+        let Grounded {
+            messages: prompt,
+            context,
+        } = grounded(&messages, &citations);
 
         assert_eq!(prompt.len(), 3);
         assert_eq!(prompt[0].role, Role::System);

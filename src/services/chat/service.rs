@@ -11,7 +11,7 @@ use super::budget::{self, TooLong};
 use super::grounding::{Grounding, GroundingError, Ungrounded};
 use super::limit::{Refused, Reservation, TokenLimiter};
 use super::params::ChatParams;
-use super::prompt::grounded;
+use super::prompt::{Grounded, grounded};
 use super::stream::{AnswerStream, ChatStream};
 use super::usage::UsageRecorder;
 use crate::http::error::FieldError;
@@ -215,12 +215,13 @@ impl ChatService {
             }
             None => Vec::new(),
         };
-        let (kept, counted) = budget::fit(&model, params.max_tokens, &citations, |kept| {
-            grounded(&params.messages, kept).0
+        let fitted = budget::fit(&model, params.max_tokens, &citations, |kept| {
+            grounded(&params.messages, kept)
         })
         .map_err(ChatError::ContextTooLong)?;
-        citations.truncate(kept);
-        let (messages, context) = grounded(&params.messages, &citations);
+        citations.truncate(fitted.kept);
+        let counted = fitted.tokens;
+        let Grounded { messages, context } = fitted.prompt;
         // The token limit reserves the exact worst case, so it needs the count; otherwise it
         // is left to the end of a call the provider reports no usage for.
         let prompt = match (counted, &self.tokens) {

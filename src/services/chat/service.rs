@@ -121,7 +121,7 @@ impl ChatService {
             upstream,
         } = self
             .answer(user, params, |llm, model, request| async move {
-                llm.complete(&model, &request).await
+                (llm.complete(&model, &request).await, request)
             })
             .await?;
         let usage = account.finish(Outcome::Success, Some(routed.value.usage));
@@ -147,7 +147,7 @@ impl ChatService {
             upstream,
         } = self
             .answer(user, params, |llm, model, request| async move {
-                llm.stream(&model, &request).await
+                (llm.stream(&model, &request).await, request)
             })
             .await?;
         Ok(ChatStream {
@@ -159,8 +159,9 @@ impl ChatService {
         })
     }
 
-    /// Prepares the call and makes it with `call` (whole or streamed), timing the wait on the
-    /// provider. A call no provider answered is accounted for here.
+    /// Prepares the call and makes it with `call` (whole or streamed, handing the request
+    /// back), timing the wait on the provider. A call no provider answered is accounted for
+    /// here.
     async fn answer<T, F, Fut>(
         &self,
         user: Uuid,
@@ -169,7 +170,7 @@ impl ChatService {
     ) -> Result<Answered<T>, ChatError>
     where
         F: FnOnce(Arc<LlmGateway>, String, CompletionRequest) -> Fut,
-        Fut: Future<Output = Result<Routed<T>, ProviderError>>,
+        Fut: Future<Output = (Result<Routed<T>, ProviderError>, CompletionRequest)>,
     {
         let Prepared {
             model,
@@ -178,11 +179,12 @@ impl ChatService {
             mut account,
         } = self.prepare(user, params).await?;
         let waiting = Instant::now();
-        let outcome = call(self.llm.clone(), model, request).await;
+        let (outcome, request) = call(self.llm.clone(), model, request).await;
         let upstream = waiting.elapsed();
         match outcome {
             Ok(routed) => {
                 account.answered_by(routed.provider, routed.model.clone());
+                account.keep_prompt(request.messages);
                 Ok(Answered {
                     routed,
                     citations,
@@ -227,7 +229,8 @@ impl ChatService {
         let prompt = match (counted, &self.tokens) {
             (Some(count), _) => PromptTokens::Counted(count),
             (None, Some(_)) => PromptTokens::Counted(tokens::count_messages(&model, &messages)),
-            (None, None) => PromptTokens::Uncounted(messages.clone()),
+            // Filled with the request's messages once the call is made.
+            (None, None) => PromptTokens::Uncounted(Vec::new()),
         };
         let reservation = match &prompt {
             PromptTokens::Counted(count) => {

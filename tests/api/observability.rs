@@ -1,6 +1,10 @@
 //! Metrics are labelled by route template, and logs never carry secrets.
 
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+use serde_json::json;
+
+use crate::chat::post;
+use crate::helpers::{Backend, TestApp, signed_up, spawn_app, spawn_app_with};
+use crate::llm_mock::{LlmMock, PROMPT_TOKENS, Reply};
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_template_with_durations() {
@@ -33,6 +37,89 @@ async fn metrics_count_requests_by_route_template_with_durations() {
         "raw paths never become labels"
     );
     assert!(text.contains("process_resident_memory_bytes"));
+}
+
+/// The `/metrics` lines of `metric` whose labels include every one of `labels`.
+fn series<'a>(text: &'a str, metric: &str, labels: &[&str]) -> Vec<&'a str> {
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{metric}{{")))
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .collect()
+}
+
+#[tokio::test]
+async fn llm_calls_are_counted_by_provider_and_model_and_unknown_names_do_not_become_labels() {
+    let mock = LlmMock::start(Reply::Answer("Hello there")).await;
+    let app = spawn_app_with(Backend::Sqlite, &mock.settings(&[]))
+        .await
+        .unwrap();
+    let token = signed_up(&app, "ada@example.com").await;
+    // Names unique to this test, as other tests in the process share the recorder.
+    let accepted = format!("served-{}", uuid::Uuid::new_v4());
+    let chat =
+        |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]});
+    let answered = post(&app, &token, "/v1/chat/completions", &chat(&accepted)).await;
+    assert_eq!(answered.status(), 200);
+
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let model = format!(r#"model="{accepted}""#);
+    let provider = r#"provider="openai""#;
+    assert_eq!(
+        series(
+            &text,
+            "llm_requests_total",
+            &[provider, &model, r#"outcome="success""#]
+        ),
+        [format!(
+            r#"llm_requests_total{{provider="openai",model="{accepted}",outcome="success"}} 1"#
+        )]
+    );
+    let prompt = series(
+        &text,
+        "llm_tokens_total",
+        &[provider, &model, r#"kind="prompt""#],
+    );
+    assert_eq!(prompt.len(), 1, "{text}");
+    assert!(prompt[0].ends_with(&format!(" {PROMPT_TOKENS}")), "{text}");
+    assert_eq!(
+        series(
+            &text,
+            "llm_request_duration_seconds_count",
+            &[provider, &model]
+        )
+        .len(),
+        1
+    );
+
+    // A provider that refuses every name: none of them becomes a label.
+    let refusing = LlmMock::start(Reply::Status(404)).await;
+    let app = spawn_app_with(Backend::Sqlite, &refusing.settings(&[]))
+        .await
+        .unwrap();
+    let token = signed_up(&app, "ada@example.com").await;
+    let made_up = format!("made-up-{}", uuid::Uuid::new_v4());
+    for n in 0..3 {
+        let refused = post(
+            &app,
+            &token,
+            "/v1/chat/completions",
+            &chat(&format!("{made_up}-{n}")),
+        )
+        .await;
+        assert_eq!(refused.status(), 502);
+    }
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(!text.contains(&made_up), "{text}");
+    assert!(
+        !series(
+            &text,
+            "llm_requests_total",
+            &[provider, r#"model="other""#, r#"outcome="error""#]
+        )
+        .is_empty(),
+        "{text}"
+    );
+    assert!(!series(&text, "llm_errors_total", &[provider, r#"kind="upstream""#]).is_empty());
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use super::anthropic::AnthropicProvider;
 use super::http::{LlmHttp, RetryPolicy};
 use super::local::{LOCAL_MODEL, LocalProvider};
 use super::metered::MeteredStream;
-use super::metrics::CallMetrics;
+use super::metrics::LlmMetrics;
 use super::ollama::OllamaProvider;
 use super::openai::OpenAiProvider;
 use super::routing::{ProviderId, route};
@@ -64,6 +64,7 @@ pub struct LlmGateway {
     default_model: String,
     fallback_models: Vec<String>,
     ttft_timeout: Option<Duration>,
+    metrics: Arc<LlmMetrics>,
 }
 
 impl LlmGateway {
@@ -110,12 +111,17 @@ impl LlmGateway {
             .filter(|model| !model.is_empty())
             .or_else(|| defaults.first().map(|model| (*model).to_owned()))
             .unwrap_or_else(|| LOCAL_MODEL.to_owned());
+        let configured = std::iter::once(&default_model).chain(&settings.fallback_models);
+        let metrics = LlmMetrics::with_models(
+            configured.map(|model| (route(model).provider.name(), model.as_str())),
+        );
         Ok(Self {
             providers,
             embedders,
             default_model,
             fallback_models: settings.fallback_models,
             ttft_timeout: settings.ttft_timeout,
+            metrics: Arc::new(metrics),
         })
     }
 
@@ -141,7 +147,7 @@ impl LlmGateway {
         let mut last_error = None;
         for candidate in self.candidates(model) {
             let provider_id = route(candidate).provider;
-            let metrics = CallMetrics::start(provider_id.name(), candidate);
+            let mut metrics = self.metrics.start(provider_id.name(), candidate);
             let outcome = match self.resolve(candidate, request) {
                 Ok((provider, routed_request)) => provider.complete(&routed_request).await,
                 Err(error) => Err(error),
@@ -190,7 +196,7 @@ impl LlmGateway {
         request: &CompletionRequest,
     ) -> Result<Routed<EventStream>, ProviderError> {
         let provider_id = route(candidate).provider;
-        let metrics = CallMetrics::start(provider_id.name(), candidate);
+        let metrics = self.metrics.start(provider_id.name(), candidate);
         let (provider, routed_request) = match self.resolve(candidate, request) {
             Ok(resolved) => resolved,
             Err(error) => {

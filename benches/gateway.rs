@@ -4,7 +4,10 @@
 //! /proc, ragd's process only; the client and the mock run in this bench process).
 //!
 //! Run on demand: `cargo bench --bench gateway` (figures go into docs/benchmarks.md);
-//! `GATEWAY_BENCH_PROMPT_BYTES=8000` sends a prompt of that size instead of "Say hello".
+//! `GATEWAY_BENCH_PROMPT_BYTES=8000` sends a prompt of that size instead of "Say hello";
+//! `GATEWAY_BENCH_UPSTREAM_MS=20` makes the mock take that long to answer, as a provider
+//! does. With an instant mock the 64 requests queue for ragd's CPU (its throughput is what is
+//! measured); with a provider's latency they do not, and the added latency is ragd's own.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 #![allow(
@@ -27,10 +30,22 @@ const CONCURRENCY: usize = 64;
 const REQUESTS: usize = 20_000;
 const WARM_UP: usize = 2_000;
 
-async fn mock_upstream() -> String {
+/// `GATEWAY_BENCH_UPSTREAM_MS`, or no delay.
+fn upstream_delay() -> Duration {
+    let millis = std::env::var("GATEWAY_BENCH_UPSTREAM_MS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    Duration::from_millis(millis)
+}
+
+async fn mock_upstream(delay: Duration) -> String {
     let router = Router::new().route(
         "/v1/chat/completions",
-        post(|Json(body): Json<Value>| async move {
+        post(move |Json(body): Json<Value>| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             Json(json!({
                 "id": "chatcmpl-mock", "object": "chat.completion", "created": 1,
                 "model": body["model"],
@@ -105,7 +120,8 @@ async fn load(
 
 #[tokio::main]
 async fn main() {
-    let upstream = mock_upstream().await;
+    let delay = upstream_delay();
+    let upstream = mock_upstream(delay).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let ragd = start_ragd(dir.path(), port, &upstream, "gpt-4o-mini");
@@ -129,7 +145,10 @@ async fn main() {
     direct.sort_unstable();
     through.sort_unstable();
 
-    println!("{REQUESTS} requests, concurrency {CONCURRENCY}");
+    println!(
+        "{REQUESTS} requests, concurrency {CONCURRENCY}, upstream answers after {} ms",
+        delay.as_millis()
+    );
     println!("| path | p50 ms | p99 ms | requests/s |");
     println!("|---|---|---|---|");
     for (name, latencies, wall) in [

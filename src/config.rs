@@ -182,7 +182,12 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "REQUEST_TIMEOUT_SECONDS",
         "120",
-        "time limit for a handler to produce its response head",
+        "time limit for a handler to produce its response head; also the longest pause an upload's body may take",
+    ),
+    var(
+        "UPLOAD_TIMEOUT_SECONDS",
+        "3600",
+        "time limit for a whole upload: its body arriving, then its storing",
     ),
     var(
         "SHUTDOWN_GRACE_SECONDS",
@@ -318,6 +323,7 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     pub max_request_body_bytes: usize,
     pub request_timeout: Duration,
+    pub upload_timeout: Duration,
     pub shutdown_grace: Duration,
     pub ingest_workers: usize,
     pub ingest_max_attempts: u32,
@@ -539,6 +545,7 @@ impl Settings {
             max_request_body_bytes: r.number_in::<usize>("MAX_REQUEST_BODY_KB", 1, 1_048_576)?
                 * 1024,
             request_timeout: r.seconds("REQUEST_TIMEOUT_SECONDS", 86_400)?,
+            upload_timeout: r.seconds("UPLOAD_TIMEOUT_SECONDS", 86_400)?,
             shutdown_grace: Duration::from_secs(r.number_in("SHUTDOWN_GRACE_SECONDS", 0, 3600)?),
             ingest_workers: match r.optional("INGEST_WORKERS") {
                 Some(_) => r.number_in("INGEST_WORKERS", 0, 256)?,
@@ -665,6 +672,10 @@ impl Settings {
             (
                 "REQUEST_TIMEOUT_SECONDS",
                 self.request_timeout.as_secs().to_string(),
+            ),
+            (
+                "UPLOAD_TIMEOUT_SECONDS",
+                self.upload_timeout.as_secs().to_string(),
             ),
             (
                 "SHUTDOWN_GRACE_SECONDS",

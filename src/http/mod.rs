@@ -28,22 +28,31 @@ pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id
 /// The whole application: every route, the docs, and the layers every request passes.
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
-    let (api, openapi) = routes::api_router().split_for_parts();
+    let (api, openapi) = routes::api_router(&settings).split_for_parts();
     // Matched API routes only: metrics, docs and unknown paths are never limited.
-    let mut app = api.route_layer(middleware::rate_limit::RateLimitLayer::new(&state));
+    let app = api.route_layer(middleware::rate_limit::RateLimitLayer::new(&state));
+    let mut pages = routes::ui::router();
     if settings.metrics_enabled {
-        app = app.merge(routes::metrics::router());
+        pages = pages.merge(routes::metrics::router());
     }
     if settings.docs_enabled {
-        app = app.merge(routes::docs::router(openapi));
+        pages = pages.merge(routes::docs::router(openapi));
     }
-    app = app.merge(routes::ui::router());
-    apply_layers(app.with_state(state), &settings)
+    let pages = pages.route_layer(handler_timeout(settings.request_timeout));
+    apply_layers(app.merge(pages).with_state(state), &settings)
+}
+
+/// Bounds the time a handler takes to produce its response head (`REQUEST_TIMEOUT_SECONDS`):
+/// past it the request is dropped and the answer is 503. Applied per route, not around the
+/// whole router, because an upload is timed by its own route: its body may take long to
+/// arrive, and only a pause in it means the client is gone.
+pub fn handler_timeout(limit: std::time::Duration) -> TimeoutLayer {
+    TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limit)
 }
 
 /// Wraps routes in the layers every request passes: request id, logs, error shape, metrics,
-/// CORS, panic catching, handler timeout and body limit. Public so tests can put the same
-/// stack around routes of their own.
+/// CORS, panic catching and body limit. Public so tests can put the same stack around routes
+/// of their own.
 pub fn apply_layers(routes: Router, settings: &Settings) -> Router {
     routes
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
@@ -79,11 +88,7 @@ pub fn apply_layers(routes: Router, settings: &Settings) -> Router {
                     middleware::error_shape::error_shape,
                 ))
                 .layer(middleware::cors::CrossOriginLayer::new(settings))
-                .layer(CatchPanicLayer::new())
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    settings.request_timeout,
-                )),
+                .layer(CatchPanicLayer::new()),
         )
 }
 

@@ -341,6 +341,19 @@ async fn a_provider_that_hangs_is_a_504_within_the_timeout() {
 }
 
 #[tokio::test]
+async fn a_handler_past_request_timeout_seconds_is_503() {
+    let settings = [
+        ("LLM_TIMEOUT_SECONDS", "30"),
+        ("REQUEST_TIMEOUT_SECONDS", "1"),
+    ];
+    let (app, _mock, token) = app_with_mock(Reply::Hang, &settings).await;
+
+    let response = post(&app, &token, "/api/v1/chat", &question("Hi")).await;
+
+    assert_error(response, 503, "service_unavailable").await;
+}
+
+#[tokio::test]
 async fn a_model_without_a_configured_provider_is_503() {
     let app = spawn_app().await;
     let token = signed_up(&app, "ada@example.com").await;

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -75,14 +76,7 @@ fn content_type() -> String {
 
 impl TestApp {
     async fn post_form(&self, token: &str, parts: &[Part<'_>]) -> reqwest::Response {
-        self.client
-            .post(self.url("/api/v1/documents/upload"))
-            .bearer_auth(token)
-            .header("content-type", content_type())
-            .body(form(parts))
-            .send()
-            .await
-            .expect("request sent")
+        self.post_body(token, form(parts).into()).await
     }
 
     /// Uploads `bytes` as `filename` and returns the 202 body.
@@ -136,6 +130,32 @@ impl TestApp {
                 .collect(),
             Err(_) => Vec::new(),
         }
+    }
+
+    async fn post_body(&self, token: &str, body: reqwest::Body) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/documents/upload"))
+            .bearer_auth(token)
+            .header("content-type", content_type())
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Waits until no upload is left in the uploads directory; the list is empty too.
+    async fn nothing_kept(&self, token: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !self.stored_files().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                self.stored_files()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let list: Value = self.list(token, "").await.json().await.unwrap();
+        assert_eq!(list["items"], json!([]));
     }
 }
 
@@ -426,23 +446,37 @@ async fn a_declared_length_far_over_the_limit_is_refused_before_reading() {
     assert!(app.stored_files().is_empty());
 }
 
-#[tokio::test]
-async fn an_upload_cut_off_mid_way_leaves_nothing_behind() {
-    let app = spawn_app().await;
-    let token = signed_up(&app, "ada@example.com").await;
-    let (sender, pieces) = futures::channel::mpsc::unbounded::<Result<Bytes, std::io::Error>>();
+type Piece = Result<Bytes, std::io::Error>;
+
+/// An upload body whose start (a file part's header and `notes` notes) is sent at once; the
+/// rest is whatever the test sends next, and it ends only when the test says so.
+fn open_ended_body(
+    notes: usize,
+) -> (
+    futures::channel::mpsc::UnboundedSender<Piece>,
+    reqwest::Body,
+) {
+    let (sender, pieces) = futures::channel::mpsc::unbounded::<Piece>();
     let mut head = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n"
     )
     .into_bytes();
-    head.extend(note(1).repeat(2_000));
+    head.extend(note(1).repeat(notes));
     sender.unbounded_send(Ok(Bytes::from(head))).unwrap();
+    (sender, reqwest::Body::wrap_stream(pieces))
+}
+
+#[tokio::test]
+async fn an_upload_cut_off_mid_way_leaves_nothing_behind() {
+    let app = spawn_app().await;
+    let token = signed_up(&app, "ada@example.com").await;
+    let (sender, body) = open_ended_body(2_000);
     let request = app
         .client
         .post(app.url("/api/v1/documents/upload"))
         .bearer_auth(&token)
         .header("content-type", content_type())
-        .body(reqwest::Body::wrap_stream(pieces))
+        .body(body)
         .send();
     let sent = tokio::spawn(request);
 
@@ -458,16 +492,69 @@ async fn an_upload_cut_off_mid_way_leaves_nothing_behind() {
         .unwrap();
     drop(sender);
     assert!(sent.await.unwrap().is_err(), "the request was cut off");
-    while !app.stored_files().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            app.stored_files()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let list: Value = app.list(&token, "").await.json().await.unwrap();
-    assert_eq!(list["items"], json!([]));
+    app.nothing_kept(&token).await;
+}
+
+/// `body` sent in `pieces` pieces, each after a pause of `gap`.
+fn trickled(body: Vec<u8>, pieces: usize, gap: Duration) -> reqwest::Body {
+    let size = body.len().div_ceil(pieces);
+    let pieces: Vec<Bytes> = body.chunks(size).map(Bytes::copy_from_slice).collect();
+    let stream = futures::stream::iter(pieces).then(move |piece| async move {
+        tokio::time::sleep(gap).await;
+        Ok::<_, std::io::Error>(piece)
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+#[tokio::test]
+async fn a_slow_upload_may_outlast_the_handler_timeout_while_it_keeps_arriving() {
+    let app = spawn_app_with(Backend::Sqlite, &[("REQUEST_TIMEOUT_SECONDS", "1")])
+        .await
+        .unwrap();
+    let token = signed_up(&app, "ada@example.com").await;
+    let body = form(&[file_part("slow.txt", &note(1).repeat(100))]);
+
+    // 2.4 s in all, but never a second without a byte.
+    let response = app
+        .post_body(&token, trickled(body, 6, Duration::from_millis(400)))
+        .await;
+
+    assert_eq!(response.status(), 202);
+}
+
+#[tokio::test]
+async fn an_upload_that_stops_arriving_is_408_and_leaves_nothing_behind() {
+    let app = spawn_app_with(Backend::Sqlite, &[("REQUEST_TIMEOUT_SECONDS", "1")])
+        .await
+        .unwrap();
+    let token = signed_up(&app, "ada@example.com").await;
+    // The client stays connected but sends nothing more.
+    let (sender, body) = open_ended_body(100);
+
+    let response = app.post_body(&token, body).await;
+
+    assert_error(response, 408, "request_timeout").await;
+    app.nothing_kept(&token).await;
+    drop(sender);
+}
+
+#[tokio::test]
+async fn an_upload_past_upload_timeout_seconds_is_408_and_leaves_nothing_behind() {
+    let settings = [
+        ("REQUEST_TIMEOUT_SECONDS", "5"),
+        ("UPLOAD_TIMEOUT_SECONDS", "1"),
+    ];
+    let app = spawn_app_with(Backend::Sqlite, &settings).await.unwrap();
+    let token = signed_up(&app, "ada@example.com").await;
+    let body = form(&[file_part("slow.txt", &note(1).repeat(100))]);
+
+    // Arriving steadily, but for 2.4 s.
+    let response = app
+        .post_body(&token, trickled(body, 8, Duration::from_millis(300)))
+        .await;
+
+    assert_error(response, 408, "request_timeout").await;
+    app.nothing_kept(&token).await;
 }
 
 #[tokio::test]
@@ -709,7 +796,7 @@ async fn the_openapi_document_describes_the_upload_form_and_every_answer() {
     let upload = &openapi["paths"]["/api/v1/documents/upload"]["post"];
     let form = &upload["requestBody"]["content"]["multipart/form-data"]["schema"];
     assert_eq!(form["properties"]["file"]["format"], "binary", "{form}");
-    for status in ["202", "401", "413", "415", "422"] {
+    for status in ["202", "401", "408", "413", "415", "422"] {
         assert!(upload["responses"][status].is_object(), "{status}");
     }
     for path in [

@@ -3,7 +3,7 @@
 //! Every handler passes the caller's id to the documents service, which filters by it in SQL:
 //! another user's document (or an id that is not a UUID) is `404`, as if it did not exist.
 
-mod upload;
+pub mod upload;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -25,7 +25,6 @@ const MAX_PAGE_SIZE: u32 = 100;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .merge(upload::router())
         .routes(routes!(list))
         .routes(routes!(show, delete))
         .routes(routes!(reindex))

@@ -1,14 +1,25 @@
 //! `POST /api/v1/documents/upload`: a multipart form read field by field as it arrives. The
 //! `file` field goes to the documents service piece by piece (it writes, hashes and measures
 //! on the way), so an upload is never held in memory, whatever its size.
+//!
+//! Large files over slow links take long, so this route is not held to the handler timeout
+//! of the others. The whole upload must end within `UPLOAD_TIMEOUT_SECONDS` (408 past it),
+//! and its body must keep arriving: a pause longer than `REQUEST_TIMEOUT_SECONDS` means the
+//! client is gone (408, nothing kept).
+
+use std::error::Error;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
+use futures::TryStreamExt;
 use http_body_util::Limited;
 use serde::Serialize;
+use tower_http::timeout::{TimeoutBody, TimeoutError, TimeoutLayer};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -24,10 +35,15 @@ use crate::store::DocumentStatus;
 /// `MAX_UPLOAD_MB`: the file itself is held to the exact limit by the documents service.
 const MULTIPART_OVERHEAD_BYTES: u64 = 1024 * 1024;
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The upload route, whose whole request must end within `upload_timeout`.
+pub fn router(upload_timeout: Duration) -> OpenApiRouter<AppState> {
     // The global limit (MAX_REQUEST_BODY_KB) is sized for JSON; `UploadForm` sets this route's.
     OpenApiRouter::new()
         .routes(routes!(upload))
+        .route_layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            upload_timeout,
+        ))
         .layer(DefaultBodyLimit::disable())
 }
 
@@ -61,7 +77,8 @@ struct UploadForm {
 }
 
 /// The request's multipart body, read through a limit of `MAX_UPLOAD_MB` plus the form's
-/// framing instead of the global JSON one.
+/// framing instead of the global JSON one, and failing when it pauses for longer than
+/// `REQUEST_TIMEOUT_SECONDS`.
 struct UploadBody(Multipart);
 
 impl FromRequest<AppState> for UploadBody {
@@ -83,7 +100,8 @@ impl FromRequest<AppState> for UploadBody {
             .into());
         }
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let req = req.map(|body| Body::new(Limited::new(body, limit)));
+        let pause = state.settings.request_timeout;
+        let req = req.map(|body| Body::new(Limited::new(TimeoutBody::new(pause, body), limit)));
         Multipart::from_request(req, state)
             .await
             .map(Self)
@@ -106,6 +124,7 @@ impl FromRequest<AppState> for UploadBody {
         (status = 202, description = "stored and queued (or the existing document with the same bytes)", body = UploadAccepted),
         (status = 400, description = "a broken multipart body or an interrupted upload", body = ErrorResponse),
         (status = 401, description = "missing, invalid or expired credentials", body = ErrorResponse),
+        (status = 408, description = "the body paused for longer than REQUEST_TIMEOUT_SECONDS, or the upload took longer than UPLOAD_TIMEOUT_SECONDS; nothing was kept", body = ErrorResponse),
         (status = 413, description = "the file is larger than MAX_UPLOAD_MB; nothing was kept", body = ErrorResponse),
         (status = 415, description = "not a format ragd extracts text from, or not a multipart body", body = ErrorResponse),
         (status = 422, description = "no `file` field, or `metadata` is not a JSON object", body = ErrorResponse),
@@ -125,9 +144,22 @@ async fn upload(
             }
             Some("file") => {
                 let filename = field.file_name().unwrap_or_default().to_owned();
+                // The service sees only that the body broke off; a pause is told apart here.
+                let paused = AtomicBool::new(false);
+                let body = field.inspect_err(|err| {
+                    if body_paused(err) {
+                        paused.store(true, Ordering::Relaxed);
+                    }
+                });
                 // A received file not registered below (an error, a bad field after it) is
                 // deleted when dropped.
-                file = Some(state.ingest.receive(&filename, field).await?);
+                let received = state.ingest.receive(&filename, body).await;
+                file = Some(
+                    received.map_err(|err| match paused.load(Ordering::Relaxed) {
+                        true => paused_error(),
+                        false => err.into(),
+                    })?,
+                );
             }
             Some("metadata") => metadata = Some(read_metadata(field).await?),
             // Anything else is skipped (HTML forms may add fields), within the body limit.
@@ -171,11 +203,29 @@ async fn read_metadata(mut field: Field<'_>) -> Result<serde_json::Value, ApiErr
 }
 
 fn multipart_error(err: MultipartError) -> ApiError {
-    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if body_paused(&err) {
+        paused_error()
+    } else if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
     } else {
         ApiError::bad_request("invalid_upload", err.body_text())
     }
+}
+
+/// Whether the body stopped arriving for longer than its pause limit.
+fn body_paused(err: &MultipartError) -> bool {
+    std::iter::successors(err.source(), |cause: &&(dyn Error + 'static)| {
+        (*cause).source()
+    })
+    .any(|cause| cause.is::<TimeoutError>())
+}
+
+fn paused_error() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the upload stopped arriving for longer than REQUEST_TIMEOUT_SECONDS; nothing was kept",
+    )
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {

@@ -320,7 +320,6 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::services::llm::StreamEvent;
     use crate::services::llm::test_support::*;
 
     fn event(name: &str, payload: Value) -> String {
@@ -404,25 +403,9 @@ mod tests {
         })
         .await;
 
-        let events: Vec<_> = provider
-            .stream(&user_request("claude-3-5-haiku-latest", "Hi"))
-            .await
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-            .await;
+        let events = streamed(&provider, "claude-3-5-haiku-latest").await;
 
-        assert_eq!(
-            events,
-            [
-                StreamEvent::Token("Hel".into()),
-                StreamEvent::Token("lo".into()),
-                StreamEvent::Done {
-                    usage: Some(Usage::new(25, 7)),
-                    finish: FinishReason::Stop,
-                },
-            ]
-        );
+        assert_eq!(events, hello_events(Usage::new(25, 7)));
         assert_eq!(captured.last().1["stream"], true);
     }
 

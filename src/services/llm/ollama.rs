@@ -298,25 +298,9 @@ mod tests {
         let (provider, captured) =
             mock_chat(|| ndjson(vec![line("Hel"), line("lo"), done_line()])).await;
 
-        let events: Vec<_> = provider
-            .stream(&user_request("llama3.2", "Hi"))
-            .await
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-            .await;
+        let events = streamed(&provider, "llama3.2").await;
 
-        assert_eq!(
-            events,
-            [
-                StreamEvent::Token("Hel".into()),
-                StreamEvent::Token("lo".into()),
-                StreamEvent::Done {
-                    usage: Some(Usage::new(26, 2)),
-                    finish: FinishReason::Stop,
-                },
-            ]
-        );
+        assert_eq!(events, hello_events(Usage::new(26, 2)));
         assert_eq!(captured.last().1["stream"], true);
     }
 

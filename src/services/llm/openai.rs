@@ -424,25 +424,9 @@ mod tests {
         })
         .await;
 
-        let events: Vec<_> = provider(&base_url)
-            .stream(&user_request("gpt-4o-mini", "Hi"))
-            .await
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-            .await;
+        let events = streamed(&provider(&base_url), "gpt-4o-mini").await;
 
-        assert_eq!(
-            events,
-            [
-                StreamEvent::Token("Hel".into()),
-                StreamEvent::Token("lo".into()),
-                StreamEvent::Done {
-                    usage: Some(Usage::new(12, 2)),
-                    finish: FinishReason::Stop,
-                },
-            ]
-        );
+        assert_eq!(events, hello_events(Usage::new(12, 2)));
         let (_, body) = captured.last();
         assert_eq!(body["stream"], true);
         assert_eq!(body["stream_options"], json!({"include_usage": true}));

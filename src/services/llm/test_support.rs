@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::oneshot;
 
 use super::http::{LlmHttp, RetryPolicy};
-use super::{ChatMessage, CompletionRequest, Role};
+use super::{ChatMessage, CompletionRequest, FinishReason, LlmProvider, Role, StreamEvent, Usage};
 
 /// Serves `router` on a fresh local port and returns its base URL (`http://127.0.0.1:PORT`).
 /// The listener is bound before this returns, so requests never race the server start.
@@ -44,6 +44,29 @@ pub fn http() -> LlmHttp {
 
 pub fn http_with_timeouts(timeout: Duration, idle_timeout: Duration) -> LlmHttp {
     LlmHttp::new(timeout, idle_timeout, fast_retries()).unwrap()
+}
+
+/// Every event of `provider`'s stream answering "Hi" with `model`; each must be `Ok`.
+pub async fn streamed(provider: &dyn LlmProvider, model: &str) -> Vec<StreamEvent> {
+    provider
+        .stream(&user_request(model, "Hi"))
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        .await
+}
+
+/// The events of a stream that said "Hel", "lo", then stopped with `usage`.
+pub fn hello_events(usage: Usage) -> [StreamEvent; 3] {
+    [
+        StreamEvent::Token("Hel".into()),
+        StreamEvent::Token("lo".into()),
+        StreamEvent::Done {
+            usage: Some(usage),
+            finish: FinishReason::Stop,
+        },
+    ]
 }
 
 pub fn user_request(model: &str, question: &str) -> CompletionRequest {

@@ -8,9 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use ragd::app::App;
 use ragd::services::ingest::{UploadError, Uploaded};
-use ragd::store::{Document, DocumentStatus, NewUser};
+use ragd::store::{Document, DocumentStatus};
 use uuid::Uuid;
 
+use crate::document_store::user;
 use crate::embedding_mock::{self, EmbeddingMock};
 use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with, test_settings};
 
@@ -26,15 +27,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 async fn new_user(app: &TestApp, email: &str) -> Uuid {
-    app.store()
-        .create_user(NewUser {
-            email: email.into(),
-            password_hash: "$argon2id$v=19$fake".into(),
-            role: "user".into(),
-        })
-        .await
-        .unwrap()
-        .id
+    user(&app.store(), email).await
 }
 
 /// The bytes as a body arriving in 4 KiB pieces, like a network stream.
@@ -332,16 +325,7 @@ async fn a_job_whose_worker_died_completes_exactly_once_after_restart() {
     // Built but not serving: no workers yet.
     let app = App::build(settings).await.unwrap();
     let state = app.state().clone();
-    let ada = state
-        .store
-        .create_user(NewUser {
-            email: "ada@example.com".into(),
-            password_hash: "x".into(),
-            role: "user".into(),
-        })
-        .await
-        .unwrap()
-        .id;
+    let ada = user(&state.store, "ada@example.com").await;
     let text = format!("{SENTENCE} ").repeat(40);
     let file = state
         .ingest
@@ -395,16 +379,7 @@ async fn a_job_whose_worker_died_completes_exactly_once_after_restart() {
     );
 
     // A clean run of the same text, for another user, gives the same chunks.
-    let bob = state
-        .store
-        .create_user(NewUser {
-            email: "bob@example.com".into(),
-            password_hash: "x".into(),
-            role: "user".into(),
-        })
-        .await
-        .unwrap()
-        .id;
+    let bob = user(&state.store, "bob@example.com").await;
     let file = state
         .ingest
         .receive("long.txt", body(text.as_bytes()))
@@ -559,16 +534,7 @@ async fn start_up_refuses_a_dimension_other_than_the_stored_vectors() {
         .unwrap();
     let app = App::build(settings).await.unwrap();
     let state = app.state().clone();
-    let ada = state
-        .store
-        .create_user(NewUser {
-            email: "ada@example.com".into(),
-            password_hash: "x".into(),
-            role: "user".into(),
-        })
-        .await
-        .unwrap()
-        .id;
+    let ada = user(&state.store, "ada@example.com").await;
     let file = state
         .ingest
         .receive("a.txt", body(&fixture("sample.txt")))

@@ -124,7 +124,7 @@ async fn main() {
     let upstream = mock_upstream(delay).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let ragd = start_ragd(dir.path(), port, &upstream, "gpt-4o-mini");
+    let ragd = start_ragd(dir.path(), port, &upstream, "gpt-4o-mini", &[]);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)

@@ -4,11 +4,15 @@
 //! streams that completed (`done` event), the client's time to first token minus the mock's
 //! 2 s (the added TTFT), and ragd's peak RSS (VmHWM) and thread count.
 //!
-//! Run on demand: `ulimit -n 65536; cargo bench --locked --bench streams -- 10000`
-//! (the count defaults to 10,000; the client, the mock and ragd each hold one socket per
-//! stream, so the open-files limit must be above twice the count). Stops by itself: streams
-//! not finished 60 s after the first was sent count as incomplete. Figures go into
-//! docs/benchmarks.md.
+//! The mock speaks HTTP/2 over TLS, as OpenAI's API does, so ragd's upstream streams share
+//! one connection; `STREAMS_BENCH_UPSTREAM=http1` makes it plain HTTP/1.1 instead (as a
+//! local vLLM or Ollama is reached), one upstream connection per stream.
+//!
+//! Run on demand: `cargo bench --locked --bench streams -- 10000` (the count defaults to
+//! 10,000). The client and ragd each hold one socket per stream (with `http1`, ragd and the
+//! mock one more each), so the open-files limit must be above the count (twice it). Stops
+//! by itself: streams not finished 60 s after the first was sent count as incomplete. Figures
+//! go into docs/benchmarks.md.
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 #![allow(
@@ -32,6 +36,8 @@ use support::{free_port, millis, percentile, start_ragd, token_for};
 use tokio::time::Instant;
 
 mod support;
+#[path = "support/tls_upstream.rs"]
+mod tls_upstream;
 
 const DEFAULT_STREAMS: usize = 10_000;
 const MODEL: &str = "mock-streamer";
@@ -133,7 +139,8 @@ fn ensure_open_files(needed: u64) -> bool {
         return true;
     }
     println!(
-        "{needed} open files are needed (one socket per stream in the client, the mock and ragd), \
+        "{needed} open files are needed (one socket per stream in the client and ragd, and with \
+         an HTTP/1.1 upstream one more in the mock and ragd), \
          but the limit is {soft} (hard limit {hard}). Raise it first, e.g. `ulimit -n 65536` \
          (above the hard limit needs CAP_SYS_RESOURCE), or pass a smaller count: \
          `cargo bench --bench streams -- 1000`."
@@ -229,15 +236,22 @@ async fn one_stream(client: reqwest::Client, url: String, token: String, body: V
 #[tokio::main]
 async fn main() {
     let streams = streams_from_args();
-    if !ensure_open_files(2 * streams as u64 + 100) {
+    let http1 = std::env::var("STREAMS_BENCH_UPSTREAM").is_ok_and(|value| value == "http1");
+    let sockets_per_stream = if http1 { 2 } else { 1 };
+    if !ensure_open_files(sockets_per_stream * streams as u64 + 100) {
         std::process::exit(1);
     }
-    let upstream =
-        support::serve_upstream(Router::new().route("/v1/chat/completions", post(mock_stream)))
-            .await;
+    let mock = Router::new().route("/v1/chat/completions", post(mock_stream));
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let ragd = start_ragd(dir.path(), port, &upstream, MODEL);
+    let ragd = if http1 {
+        let upstream = support::serve_upstream(mock).await;
+        start_ragd(dir.path(), port, &upstream, MODEL, &[])
+    } else {
+        let (upstream, certificate) = tls_upstream::serve(mock, dir.path()).await;
+        let trust = [("SSL_CERT_FILE", certificate.as_path())];
+        start_ragd(dir.path(), port, &upstream, MODEL, &trust)
+    };
     let pid = ragd.pid();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
@@ -298,8 +312,9 @@ async fn main() {
     totals.sort_unstable();
 
     println!(
-        "{streams} streams opened in {:.2} s; mock: {} ms to the first token, {TOKENS} tokens {} ms apart",
+        "{streams} streams opened in {:.2} s; mock ({}): {} ms to the first token, {TOKENS} tokens {} ms apart",
         ramp.as_secs_f64(),
+        if http1 { "HTTP/1.1" } else { "HTTP/2 over TLS" },
         FIRST_TOKEN_AFTER.as_millis(),
         TOKEN_INTERVAL.as_millis()
     );

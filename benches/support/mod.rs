@@ -44,8 +44,16 @@ impl Drop for Ragd {
 /// The release `ragd` as a child on `port`: SQLite in `dir`, OpenAI provider at `upstream`
 /// answering `model` by default, a rate limit that never bites, warnings only, output discarded.
 /// It inherits this process's limits (open files included).
-pub fn start_ragd(dir: &Path, port: u16, upstream: &str, model: &str) -> Ragd {
+/// `env` adds variables of the bench's own.
+pub fn start_ragd(
+    dir: &Path,
+    port: u16,
+    upstream: &str,
+    model: &str,
+    env: &[(&str, &Path)],
+) -> Ragd {
     let child = ragd_command()
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env("PORT", port.to_string())
         .env("DATA_DIR", dir.join("data"))

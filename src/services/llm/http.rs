@@ -19,6 +19,12 @@ use super::ProviderError;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle pooled connections are closed before typical load balancers drop them silently.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+/// How many bytes an HTTP/2 upstream (OpenAI's API, over TLS) may send ahead of what ragd has
+/// read, over all streams of one connection. The h2 crate also bounds the number of small
+/// DATA frames left unread to half of this, and drops the whole connection, every stream on
+/// it, when that is passed. Providers send a frame per token, so under load hyper's default
+/// of 5 MiB (about 24,000 frames) failed all 10,000 streams of the streams benchmark at once.
+const HTTP2_CONNECTION_WINDOW: u32 = 32 * 1024 * 1024;
 /// Largest non-streamed answer accepted (a big batch of embeddings is the largest case).
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// How much of an error body is read to summarize it.
@@ -105,6 +111,7 @@ impl LlmHttp {
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
+            .http2_initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
             .user_agent(concat!("ragd/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| ProviderError::Connect {

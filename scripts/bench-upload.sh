@@ -12,7 +12,7 @@ ragd=$(realpath "${RAGD_BIN:-${CARGO_TARGET_DIR:-target}/release/ragd}")
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DATA_DIR="$dir/data" DATABASE_URL="sqlite://$dir/ragd.db" PORT=$port RUST_LOG=warn \
-  MAX_UPLOAD_MB=$((size_mb + 16)) INGEST_WORKERS=0 REQUEST_TIMEOUT_SECONDS=3600 \
+  MAX_UPLOAD_MB=$((size_mb + 16)) INGEST_WORKERS=0 \
   RATE_LIMIT_PER_MINUTE=100000 "$ragd" >"$dir/ragd.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT

@@ -123,6 +123,31 @@ async fn llm_calls_are_counted_by_provider_and_model_and_unknown_names_do_not_be
 }
 
 #[tokio::test]
+async fn made_up_methods_share_one_label() {
+    let app = spawn_app().await;
+    let made_up = format!("BREW{}", uuid::Uuid::new_v4().simple()).to_uppercase();
+    let method = reqwest::Method::from_bytes(made_up.as_bytes()).unwrap();
+    for path in ["/health", "/no/such/route"] {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{path}");
+    }
+
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(!text.contains(&made_up), "{text}");
+    let other = series(
+        &text,
+        "http_requests_total",
+        &[r#"method="other""#, r#"route="/health""#],
+    );
+    assert_eq!(other.len(), 1, "{text}");
+}
+
+#[tokio::test]
 async fn metrics_can_be_turned_off() {
     let app = spawn_app_with(Backend::Sqlite, &[("METRICS_ENABLED", "false")])
         .await

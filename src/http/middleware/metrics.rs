@@ -1,16 +1,18 @@
 //! Request metrics: `http_requests_total{method,route,status}` and the
-//! `http_request_duration_seconds` histogram, labelled by route template (never the raw path,
-//! which would let clients create unbounded label values).
+//! `http_request_duration_seconds` histogram, labelled by route template (never the raw path)
+//! and by standard method name (never a method the client made up): either would let clients
+//! create unbounded label values.
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
 pub async fn record(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_string();
+    let method = method_label(request.method()).to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -22,4 +24,23 @@ pub async fn record(request: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels[..2])
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The method's label: one of HTTP's own methods, or "other" for an extension method.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    STANDARD
+        .iter()
+        .find(|(standard, _)| standard == method)
+        .map_or("other", |(_, label)| label)
 }

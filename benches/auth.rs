@@ -6,7 +6,9 @@
 //!
 //! Run on demand: `cargo bench --bench auth` (with `REDIS_URL` set to also measure Redis;
 //! `AUTH_BENCH_SECONDS` sets each wrk run's length, default 5); figures go into
-//! docs/benchmarks.md.
+//! docs/benchmarks.md. To keep wrk off the server's CPU, run the bench on some cores and wrk
+//! on others: `AUTH_BENCH_WRK_CPUS=1 taskset -c 0 cargo bench --bench auth` (wrk then runs
+//! under `taskset -c 1`).
 
 #![allow(
     clippy::print_stdout,
@@ -99,7 +101,14 @@ fn process_cpu_seconds(ticks_per_second: f64) -> f64 {
 
 /// One wrk run: requests/s and this process's (the server's) CPU microseconds per request.
 fn wrk(url: &str, token: Option<&str>, seconds: u64, ticks_per_second: f64) -> (f64, f64) {
-    let mut command = std::process::Command::new("wrk");
+    let mut command = match std::env::var("AUTH_BENCH_WRK_CPUS") {
+        Ok(cpus) => {
+            let mut pinned = std::process::Command::new("taskset");
+            pinned.args(["-c", &cpus, "wrk"]);
+            pinned
+        }
+        Err(_) => std::process::Command::new("wrk"),
+    };
     command.args(["-t2", "-c64", &format!("-d{seconds}s"), url]);
     if let Some(token) = token {
         command.args(["-H", &format!("authorization: Bearer {token}")]);

@@ -28,9 +28,20 @@ pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id
 /// The whole application: every route, the docs, and the layers every request passes.
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
-    let (api, openapi) = routes::api_router(&settings).split_for_parts();
     // Matched API routes only: metrics, docs and unknown paths are never limited.
-    let app = api.route_layer(middleware::rate_limit::RateLimitLayer::new(&state));
+    let limits = middleware::rate_limit::RateLimitLayer::new(&state);
+    let api = routes::api_router()
+        .route_layer(limits.clone())
+        .route_layer(handler_timeout(settings.request_timeout));
+    // An upload's body may take long to arrive: the upload as a whole has its own, longer
+    // bound (408 past it), and its route ends it when the body pauses (see the route).
+    let upload = routes::documents::upload::router()
+        .route_layer(limits)
+        .route_layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.upload_timeout,
+        ));
+    let (app, openapi) = api.merge(upload).split_for_parts();
     let mut pages = routes::ui::router();
     if settings.metrics_enabled {
         pages = pages.merge(routes::metrics::router());
@@ -42,11 +53,10 @@ pub fn router(state: AppState) -> Router {
     apply_layers(app.merge(pages).with_state(state), &settings)
 }
 
-/// Bounds the time a handler takes to produce its response head (`REQUEST_TIMEOUT_SECONDS`):
-/// past it the request is dropped and the answer is 503. Applied per route, not around the
-/// whole router, because an upload is timed by its own route: its body may take long to
-/// arrive, and only a pause in it means the client is gone.
-pub fn handler_timeout(limit: std::time::Duration) -> TimeoutLayer {
+/// Bounds the time a request takes to its response head, authentication and handler
+/// included (`REQUEST_TIMEOUT_SECONDS`): past it the request is dropped and the answer is 503.
+/// Applied per route, not around the whole router, because the upload is timed otherwise.
+fn handler_timeout(limit: std::time::Duration) -> TimeoutLayer {
     TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limit)
 }
 

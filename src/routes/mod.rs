@@ -17,9 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
-use crate::config::Settings;
 use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
-use crate::http::handler_timeout;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -62,9 +60,9 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Every documented route, with the OpenAPI document they make up. Each handler must answer
-/// within `REQUEST_TIMEOUT_SECONDS`, but the upload, whose route bounds its body and itself.
-pub fn api_router(settings: &Settings) -> OpenApiRouter<AppState> {
+/// Every documented route but the upload ([`documents::upload::router`]), with the OpenAPI
+/// document they make up. The upload stands apart because it is timed differently.
+pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(auth::router())
@@ -73,6 +71,4 @@ pub fn api_router(settings: &Settings) -> OpenApiRouter<AppState> {
         .merge(documents::router())
         .merge(chat::router())
         .merge(openai::router())
-        .route_layer(handler_timeout(settings.request_timeout))
-        .merge(documents::upload::router(settings.upload_timeout))
 }

@@ -24,6 +24,18 @@ pub struct NewUser {
     pub role: String,
 }
 
+#[cfg(test)]
+impl NewUser {
+    /// An ordinary account that store-level tests own data with (it never signs in).
+    pub fn for_tests(email: &str) -> Self {
+        Self {
+            email: email.to_owned(),
+            password_hash: "x".to_owned(),
+            role: "user".to_owned(),
+        }
+    }
+}
+
 #[async_trait]
 pub trait UserStore {
     /// Creates an account; `StoreError::Conflict` when the email is taken.

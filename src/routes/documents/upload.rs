@@ -9,7 +9,6 @@
 
 use std::error::Error;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -19,7 +18,7 @@ use axum::http::{StatusCode, header};
 use futures::TryStreamExt;
 use http_body_util::Limited;
 use serde::Serialize;
-use tower_http::timeout::{TimeoutBody, TimeoutError, TimeoutLayer};
+use tower_http::timeout::{TimeoutBody, TimeoutError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -35,15 +34,11 @@ use crate::store::DocumentStatus;
 /// `MAX_UPLOAD_MB`: the file itself is held to the exact limit by the documents service.
 const MULTIPART_OVERHEAD_BYTES: u64 = 1024 * 1024;
 
-/// The upload route, whose whole request must end within `upload_timeout`.
-pub fn router(upload_timeout: Duration) -> OpenApiRouter<AppState> {
+/// The upload route. `crate::http::router` bounds the whole upload by `UPLOAD_TIMEOUT_SECONDS`.
+pub fn router() -> OpenApiRouter<AppState> {
     // The global limit (MAX_REQUEST_BODY_KB) is sized for JSON; `UploadForm` sets this route's.
     OpenApiRouter::new()
         .routes(routes!(upload))
-        .route_layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            upload_timeout,
-        ))
         .layer(DefaultBodyLimit::disable())
 }
 
@@ -154,12 +149,13 @@ async fn upload(
                 // A received file not registered below (an error, a bad field after it) is
                 // deleted when dropped.
                 let received = state.ingest.receive(&filename, body).await;
-                file = Some(
-                    received.map_err(|err| match paused.load(Ordering::Relaxed) {
-                        true => paused_error(),
-                        false => err.into(),
-                    })?,
-                );
+                file = Some(received.map_err(|err| {
+                    if paused.load(Ordering::Relaxed) {
+                        paused_error()
+                    } else {
+                        err.into()
+                    }
+                })?);
             }
             Some("metadata") => metadata = Some(read_metadata(field).await?),
             // Anything else is skipped (HTML forms may add fields), within the body limit.

@@ -350,11 +350,7 @@ mod tests {
                 .unwrap(),
         );
         let user = store
-            .create_user(NewUser {
-                email: "ada@example.com".into(),
-                password_hash: "x".into(),
-                role: "user".into(),
-            })
+            .create_user(NewUser::for_tests("ada@example.com"))
             .await
             .unwrap();
         let gateway = LlmGateway::new(LlmSettings {

@@ -386,11 +386,7 @@ mod tests {
     ) -> (SqliteStore, SearchScope<'static>) {
         let store = SqliteStore::open(&dir.join("ragd.db"), 8).await.unwrap();
         let user = store
-            .create_user(NewUser {
-                email: "ada@example.com".into(),
-                password_hash: "x".into(),
-                role: "user".into(),
-            })
+            .create_user(NewUser::for_tests("ada@example.com"))
             .await
             .unwrap()
             .id;

@@ -79,6 +79,24 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// A search's place in line to read one user's chunks. Dropping it (also when the search
+/// is abandoned mid-way) removes the user's entry once no other search holds it.
+struct ReadingGate<'a> {
+    index: &'a SearchIndex,
+    user_id: Uuid,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for ReadingGate<'_> {
+    fn drop(&mut self) {
+        let mut reading = self.index.reading_lock();
+        // The map's reference and this one: nobody else is waiting.
+        if Arc::strong_count(&self.gate) == 2 {
+            reading.remove(&self.user_id);
+        }
+    }
+}
+
 /// The cached users, least recently searched first out.
 struct Users {
     lru: LruCache<Uuid, Arc<UserIndex>>,
@@ -201,17 +219,12 @@ impl SearchIndex {
             return Ok(current);
         }
         let gate = self.gate(user_id);
-        let result = async {
-            let _reading = gate.lock().await;
-            // Whoever held the gate before may have just read what this search needs.
-            if let Some(current) = self.cached_current(pool, user_id, model).await? {
-                return Ok(current);
-            }
-            self.read_and_keep(pool, user_id, model).await
+        let _reading = gate.gate.lock().await;
+        // Whoever held the gate before may have just read what this search needs.
+        if let Some(current) = self.cached_current(pool, user_id, model).await? {
+            return Ok(current);
         }
-        .await;
-        self.release_gate(user_id, gate);
-        result
+        self.read_and_keep(pool, user_id, model).await
     }
 
     /// The cached copy, if there is one and its generation is current.
@@ -336,16 +349,12 @@ impl SearchIndex {
     }
 
     /// The user's reading gate, shared by every search reading their chunks right now.
-    fn gate(&self, user_id: Uuid) -> Arc<tokio::sync::Mutex<()>> {
-        self.reading_lock().entry(user_id).or_default().clone()
-    }
-
-    /// Drops `gate`, and its map entry when no other search holds it.
-    fn release_gate(&self, user_id: Uuid, gate: Arc<tokio::sync::Mutex<()>>) {
-        let mut reading = self.reading_lock();
-        // The map's reference and this one: nobody else is waiting.
-        if Arc::strong_count(&gate) == 2 {
-            reading.remove(&user_id);
+    fn gate(&self, user_id: Uuid) -> ReadingGate<'_> {
+        let gate = self.reading_lock().entry(user_id).or_default().clone();
+        ReadingGate {
+            index: self,
+            user_id,
+            gate,
         }
     }
 
@@ -449,6 +458,22 @@ mod tests {
             store.index.reads.load(std::sync::atomic::Ordering::Relaxed),
             1
         );
+        assert!(store.index.reading_lock().is_empty(), "no gate left behind");
+    }
+
+    #[tokio::test]
+    async fn a_search_abandoned_while_waiting_to_read_leaves_no_gate_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, scope) = store_with_chunks(dir.path(), 5).await;
+        let reader = store.index.gate(scope.user_id);
+        let reading = reader.gate.lock().await;
+
+        let waiting = store.index.current(&store.pool, scope.user_id, "m");
+        let gave_up = tokio::time::timeout(std::time::Duration::from_millis(50), waiting).await;
+        assert!(gave_up.is_err(), "it waited for the reader");
+        drop(reading);
+        drop(reader);
+
         assert!(store.index.reading_lock().is_empty(), "no gate left behind");
     }
 

@@ -4,17 +4,19 @@
 //! Retries happen only here, before any byte of the answer has been handed to a caller,
 //! so a retried request can never duplicate text a client already received.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{Request, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::ProviderError;
+use super::lanes::{LaneTicket, Lanes, MakeClient, STREAMS_PER_LANE};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle pooled connections are closed before typical load balancers drop them silently.
@@ -90,10 +92,43 @@ impl Endpoint {
     }
 }
 
-/// The pooled client plus the time limits, cloned cheaply into every provider.
+/// How every lane's client is set up, TLS aside.
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
+        .user_agent(concat!("ragd/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The TLS setup all lanes share: the platform's trusted roots (which honour `SSL_CERT_FILE`
+/// and `SSL_CERT_DIR`), loaded once, and HTTP/2 offered before HTTP/1.1, as reqwest's own.
+fn tls_config() -> Result<rustls::ClientConfig, ProviderError> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_platform_verifier())
+        .map_err(|error| client_error(format!("cannot set up TLS: {error}")))?
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn client_error(message: String) -> ProviderError {
+    ProviderError::Connect {
+        provider: "http",
+        message,
+    }
+}
+
+/// The pooled clients plus the time limits, cloned cheaply into every provider.
 #[derive(Debug, Clone)]
 pub struct LlmHttp {
-    client: reqwest::Client,
+    lanes: Arc<Lanes>,
+    /// Requests are built with this client; each attempt is sent through a lane.
+    builder: reqwest::Client,
     timeout: Duration,
     idle_timeout: Duration,
     retry: RetryPolicy,
@@ -107,27 +142,36 @@ impl LlmHttp {
         idle_timeout: Duration,
         retry: RetryPolicy,
     ) -> Result<Self, ProviderError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_initial_connection_window_size(HTTP2_CONNECTION_WINDOW)
-            .user_agent(concat!("ragd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| ProviderError::Connect {
-                provider: "http",
-                message: format!("cannot build the HTTP client: {error}"),
-            })?;
+        let tls = tls_config()?;
+        let make_client: MakeClient = Box::new(move || {
+            client_builder()
+                .tls_backend_preconfigured(tls.clone())
+                .build()
+        });
+        Self::with_lanes(make_client, STREAMS_PER_LANE, timeout, idle_timeout, retry)
+    }
+
+    fn with_lanes(
+        make_client: MakeClient,
+        streams_per_lane: usize,
+        timeout: Duration,
+        idle_timeout: Duration,
+        retry: RetryPolicy,
+    ) -> Result<Self, ProviderError> {
+        let lanes = Lanes::new(make_client, streams_per_lane)
+            .map_err(|error| client_error(format!("cannot build the HTTP client: {error}")))?;
         Ok(Self {
-            client,
+            builder: lanes.first_client(),
+            lanes: Arc::new(lanes),
             timeout,
             idle_timeout,
             retry,
         })
     }
 
+    /// The client to build requests with (`send` chooses the one that sends them).
     pub fn client(&self) -> &reqwest::Client {
-        &self.client
+        &self.builder
     }
 
     /// Sends `request`, retrying connect errors, 429 and 5xx with backoff, and returns the
@@ -138,6 +182,9 @@ impl LlmHttp {
         request: RequestBuilder,
     ) -> Result<Upstream, ProviderError> {
         let deadline = Instant::now() + self.timeout;
+        let request = request
+            .build()
+            .map_err(|error| transport_error(provider, &error))?;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -145,12 +192,14 @@ impl LlmHttp {
                 provider,
                 message: "request body cannot be replayed".to_owned(),
             })?;
-            let outcome = self.attempt(provider, this_try, deadline).await;
+            let lane = self.lanes.acquire();
+            let outcome = self.attempt(provider, &lane, this_try, deadline).await;
             let error = match outcome {
                 Ok(response) => {
                     return Ok(Upstream {
                         provider,
                         response,
+                        _lane: lane,
                         deadline,
                         idle_timeout: self.idle_timeout,
                     });
@@ -174,10 +223,12 @@ impl LlmHttp {
     async fn attempt(
         &self,
         provider: &'static str,
-        request: RequestBuilder,
+        lane: &LaneTicket,
+        request: Request,
         deadline: Instant,
     ) -> Result<Response, FailedAttempt> {
-        let response = match tokio::time::timeout_at(deadline, request.send()).await {
+        let call = lane.client().execute(request);
+        let response = match tokio::time::timeout_at(deadline, call).await {
             Err(_elapsed) => return Err(ProviderError::Timeout { provider }.into()),
             Ok(Err(error)) => return Err(transport_error(provider, &error).into()),
             Ok(Ok(response)) => response,
@@ -239,10 +290,12 @@ impl From<ProviderError> for FailedAttempt {
     }
 }
 
-/// A successful response, still bound by the call's deadline and idle limit.
+/// A successful response, still bound by the call's deadline and idle limit, holding its
+/// place in its lane until dropped.
 pub struct Upstream {
     provider: &'static str,
     response: Response,
+    _lane: LaneTicket,
     deadline: Instant,
     idle_timeout: Duration,
 }
@@ -267,17 +320,18 @@ impl Upstream {
         let Self {
             provider,
             response,
+            _lane: lane,
             deadline,
             idle_timeout,
         } = self;
         let body = response.bytes_stream().boxed();
-        futures::stream::unfold(Some(body), move |state| async move {
-            let mut body = state?;
+        futures::stream::unfold(Some((body, lane)), move |state| async move {
+            let (mut body, lane) = state?;
             let limit = deadline.min(Instant::now() + idle_timeout);
             match tokio::time::timeout_at(limit, body.next()).await {
                 Err(_elapsed) => Some((Err(ProviderError::Timeout { provider }), None)),
                 Ok(None) => None,
-                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some((body, lane)))),
                 Ok(Some(Err(_broken))) => Some((Err(ProviderError::StreamCut { provider }), None)),
             }
         })
@@ -446,6 +500,73 @@ mod tests {
             None,
             "retries are bounded"
         );
+    }
+
+    /// An HTTP/2 (cleartext) server that allows `max_streams` open streams per connection, as
+    /// hosted providers cap theirs, and answers every request with a body that never ends.
+    async fn capped_h2_server(max_streams: u32) -> String {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let answer = hyper::service::service_fn(|_request| async {
+                    let endless = futures::stream::pending::<
+                        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+                    >();
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::StreamBody::new(endless),
+                    ))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .max_concurrent_streams(max_streams)
+                        .serve_connection(TokioIo::new(socket), answer),
+                );
+            }
+        });
+        format!("http://{address}/stream")
+    }
+
+    /// How many of `calls` concurrent calls get their response head within a second.
+    async fn answered_at_once(http: &LlmHttp, url: &str, calls: usize) -> usize {
+        let sends = (0..calls).map(|_| {
+            let request = http.client().post(url).body("{}");
+            tokio::time::timeout(Duration::from_secs(1), http.send("p", request))
+        });
+        let outcomes = futures::future::join_all(sends).await;
+        outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Ok(Ok(_))))
+            .count()
+    }
+
+    fn lanes_of(streams_per_lane: usize) -> LlmHttp {
+        let make_client: MakeClient = Box::new(|| client_builder().http2_prior_knowledge().build());
+        let (timeout, idle) = (Duration::from_secs(30), Duration::from_secs(30));
+        LlmHttp::with_lanes(
+            make_client,
+            streams_per_lane,
+            timeout,
+            idle,
+            RetryPolicy::new(0),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn concurrent_calls_are_not_capped_by_one_http2_connection() {
+        let url = capped_h2_server(4).await;
+        // One client: its pool keeps every call on the one connection it has, so calls past
+        // the server's stream cap wait (hyper never opens a second connection for them).
+        let one_lane = lanes_of(usize::MAX);
+        assert_eq!(answered_at_once(&one_lane, &url, 1).await, 1, "warm up");
+        assert_eq!(answered_at_once(&one_lane, &url, 12).await, 4);
+
+        let http = lanes_of(4);
+        assert_eq!(answered_at_once(&http, &url, 1).await, 1, "warm up");
+        assert_eq!(answered_at_once(&http, &url, 12).await, 12);
+        assert_eq!(http.lanes.open(), 3);
     }
 
     #[test]

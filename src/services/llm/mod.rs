@@ -9,6 +9,7 @@ mod error;
 mod framing;
 mod gateway;
 mod http;
+mod lanes;
 mod local;
 mod metered;
 mod metrics;

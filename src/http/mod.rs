@@ -66,7 +66,7 @@ fn handler_timeout(limit: std::time::Duration) -> TimeoutLayer {
 pub fn apply_layers(routes: Router, settings: &Settings) -> Router {
     routes
         .fallback(|| async { ApiError::from_status(StatusCode::NOT_FOUND) })
-        .layer(axum::middleware::from_fn(middleware::metrics::record))
+        .layer(middleware::metrics::RecordLayer)
         .layer(DefaultBodyLimit::max(settings.max_request_body_bytes))
         .layer(
             // Outermost first: every request gets an id before anything can fail or log.
@@ -94,9 +94,7 @@ pub fn apply_layers(routes: Router, settings: &Settings) -> Router {
                                 .latency_unit(LatencyUnit::Micros),
                         ),
                 )
-                .layer(axum::middleware::from_fn(
-                    middleware::error_shape::error_shape,
-                ))
+                .layer(middleware::error_shape::ErrorShapeLayer)
                 .layer(middleware::cors::CrossOriginLayer::new(settings))
                 .layer(CatchPanicLayer::new()),
         )

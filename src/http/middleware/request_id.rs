@@ -4,6 +4,7 @@
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
+use tokio::task::futures::TaskLocalFuture;
 use tower_http::request_id::{MakeRequestId, RequestId};
 
 tokio::task_local! {
@@ -15,9 +16,9 @@ pub fn current() -> Option<String> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
-/// Runs `future` with `id` as the current request id.
-pub async fn scope<F: Future>(id: String, future: F) -> F::Output {
-    CURRENT.scope(id, future).await
+/// `future`, run with `id` as the current request id.
+pub fn scope<F: Future>(id: String, future: F) -> TaskLocalFuture<String, F> {
+    CURRENT.scope(id, future)
 }
 
 /// Generates ids for requests that came without a usable one.

@@ -9,9 +9,15 @@ use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// Serves `router` as OpenAI's API is served: over TLS, with HTTP/2 negotiated (ALPN `h2`),
-/// so that many of ragd's upstream streams share a connection. The certificate is made for
+/// so that many of ragd's upstream streams share a connection, and at most
+/// [`STREAMS_PER_CONNECTION`] streams open at once on one connection, as a hosted API's
+/// servers allow. The certificate is made for
 /// 127.0.0.1 and written to `dir`; returns the base URL (`.../v1`) and the certificate's PEM
 /// file, which ragd is told to trust with `SSL_CERT_FILE`.
+/// The stream cap of the mock's connections: the least RFC 9113 recommends, and what many
+/// servers in front of hosted APIs allow.
+const STREAMS_PER_CONNECTION: u32 = 100;
+
 pub async fn serve(router: Router, dir: &Path) -> (String, PathBuf) {
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
     let pem = dir.join("upstream.pem");
@@ -42,7 +48,7 @@ pub async fn serve(router: Router, dir: &Path) -> (String, PathBuf) {
                     return;
                 };
                 let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .max_concurrent_streams(u32::MAX)
+                    .max_concurrent_streams(STREAMS_PER_CONNECTION)
                     .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router))
                     .await;
             });

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::ProviderError;
-use super::lanes::{LaneTicket, Lanes, MakeClient, STREAMS_PER_LANE};
+use super::clients::{Clients, MakeClient, STREAMS_PER_LANE, Ticket};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle pooled connections are closed before typical load balancers drop them silently.
@@ -92,7 +92,7 @@ impl Endpoint {
     }
 }
 
-/// How every lane's client is set up, TLS aside.
+/// How every client is set up, TLS aside.
 fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
@@ -102,18 +102,22 @@ fn client_builder() -> reqwest::ClientBuilder {
         .user_agent(concat!("ragd/", env!("CARGO_PKG_VERSION")))
 }
 
-/// The TLS setup all lanes share: the platform's trusted roots (which honour `SSL_CERT_FILE`
-/// and `SSL_CERT_DIR`), loaded once, and HTTP/2 offered before HTTP/1.1, as reqwest's own.
-fn tls_config() -> Result<rustls::ClientConfig, ProviderError> {
+/// The platform's trusted roots (which honour `SSL_CERT_FILE` and `SSL_CERT_DIR`), loaded
+/// once for all clients.
+fn platform_tls() -> Result<rustls::ClientConfig, ProviderError> {
     use rustls_platform_verifier::BuilderVerifierExt;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|builder| builder.with_platform_verifier())
         .map_err(|error| client_error(format!("cannot set up TLS: {error}")))?
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+        .with_no_client_auth())
+}
+
+fn with_alpn(tls: &rustls::ClientConfig, protocols: &[&[u8]]) -> rustls::ClientConfig {
+    let mut tls = tls.clone();
+    tls.alpn_protocols = protocols.iter().map(|protocol| protocol.to_vec()).collect();
+    tls
 }
 
 fn client_error(message: String) -> ProviderError {
@@ -126,9 +130,7 @@ fn client_error(message: String) -> ProviderError {
 /// The pooled clients plus the time limits, cloned cheaply into every provider.
 #[derive(Debug, Clone)]
 pub struct LlmHttp {
-    lanes: Arc<Lanes>,
-    /// Requests are built with this client; each attempt is sent through a lane.
-    builder: reqwest::Client,
+    clients: Arc<Clients>,
     timeout: Duration,
     idle_timeout: Duration,
     retry: RetryPolicy,
@@ -142,27 +144,36 @@ impl LlmHttp {
         idle_timeout: Duration,
         retry: RetryPolicy,
     ) -> Result<Self, ProviderError> {
-        let tls = tls_config()?;
-        let make_client: MakeClient = Box::new(move || {
-            client_builder()
-                .tls_backend_preconfigured(tls.clone())
-                .build()
-        });
-        Self::with_lanes(make_client, STREAMS_PER_LANE, timeout, idle_timeout, retry)
+        let tls = platform_tls()?;
+        Self::with_tls(&tls, STREAMS_PER_LANE, timeout, idle_timeout, retry)
     }
 
-    fn with_lanes(
-        make_client: MakeClient,
+    /// Negotiating clients offer HTTP/2 and HTTP/1.1, as reqwest's own setup does; the lanes
+    /// of a server known to speak HTTP/2 speak it only (see [`Clients`]).
+    fn with_tls(
+        tls: &rustls::ClientConfig,
         streams_per_lane: usize,
         timeout: Duration,
         idle_timeout: Duration,
         retry: RetryPolicy,
     ) -> Result<Self, ProviderError> {
-        let lanes = Lanes::new(make_client, streams_per_lane)
+        let negotiating = with_alpn(tls, &[b"h2", b"http/1.1"]);
+        let make_negotiating: MakeClient = Box::new(move || {
+            client_builder()
+                .tls_backend_preconfigured(negotiating.clone())
+                .build()
+        });
+        let http2_only = with_alpn(tls, &[b"h2"]);
+        let make_http2_only: MakeClient = Box::new(move || {
+            client_builder()
+                .http2_prior_knowledge()
+                .tls_backend_preconfigured(http2_only.clone())
+                .build()
+        });
+        let clients = Clients::new(make_negotiating, make_http2_only, streams_per_lane)
             .map_err(|error| client_error(format!("cannot build the HTTP client: {error}")))?;
         Ok(Self {
-            builder: lanes.first_client(),
-            lanes: Arc::new(lanes),
+            clients: Arc::new(clients),
             timeout,
             idle_timeout,
             retry,
@@ -171,7 +182,7 @@ impl LlmHttp {
 
     /// The client to build requests with (`send` chooses the one that sends them).
     pub fn client(&self) -> &reqwest::Client {
-        &self.builder
+        self.clients.builder()
     }
 
     /// Sends `request`, retrying connect errors, 429 and 5xx with backoff, and returns the
@@ -192,20 +203,23 @@ impl LlmHttp {
                 provider,
                 message: "request body cannot be replayed".to_owned(),
             })?;
-            let lane = self.lanes.acquire();
-            let outcome = self.attempt(provider, &lane, this_try, deadline).await;
+            let ticket = self.clients.ticket(request.url());
+            let outcome = self.attempt(provider, &ticket, this_try, deadline).await;
             let error = match outcome {
                 Ok(response) => {
                     return Ok(Upstream {
                         provider,
                         response,
-                        _lane: lane,
+                        _ticket: ticket,
                         deadline,
                         idle_timeout: self.idle_timeout,
                     });
                 }
                 Err(error) => error,
             };
+            if matches!(error.error, ProviderError::Connect { .. }) {
+                ticket.connect_failed();
+            }
             let Some(wait) = self.retry_wait(&error, attempt, deadline) else {
                 return Err(error.error);
             };
@@ -223,16 +237,17 @@ impl LlmHttp {
     async fn attempt(
         &self,
         provider: &'static str,
-        lane: &LaneTicket,
+        ticket: &Ticket,
         request: Request,
         deadline: Instant,
     ) -> Result<Response, FailedAttempt> {
-        let call = lane.client().execute(request);
+        let call = ticket.client().execute(request);
         let response = match tokio::time::timeout_at(deadline, call).await {
             Err(_elapsed) => return Err(ProviderError::Timeout { provider }.into()),
             Ok(Err(error)) => return Err(transport_error(provider, &error).into()),
             Ok(Ok(response)) => response,
         };
+        ticket.answered(response.version());
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -291,11 +306,11 @@ impl From<ProviderError> for FailedAttempt {
 }
 
 /// A successful response, still bound by the call's deadline and idle limit, holding its
-/// place in its lane until dropped.
+/// place in its lane (if it took one) until dropped.
 pub struct Upstream {
     provider: &'static str,
     response: Response,
-    _lane: LaneTicket,
+    _ticket: Ticket,
     deadline: Instant,
     idle_timeout: Duration,
 }
@@ -320,18 +335,18 @@ impl Upstream {
         let Self {
             provider,
             response,
-            _lane: lane,
+            _ticket: ticket,
             deadline,
             idle_timeout,
         } = self;
         let body = response.bytes_stream().boxed();
-        futures::stream::unfold(Some((body, lane)), move |state| async move {
-            let (mut body, lane) = state?;
+        futures::stream::unfold(Some((body, ticket)), move |state| async move {
+            let (mut body, ticket) = state?;
             let limit = deadline.min(Instant::now() + idle_timeout);
             match tokio::time::timeout_at(limit, body.next()).await {
                 Err(_elapsed) => Some((Err(ProviderError::Timeout { provider }), None)),
                 Ok(None) => None,
-                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some((body, lane)))),
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some((body, ticket)))),
                 Ok(Some(Err(_broken))) => Some((Err(ProviderError::StreamCut { provider }), None)),
             }
         })
@@ -464,6 +479,7 @@ fn truncate_chars(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn retry_after_reads_delta_seconds() {
@@ -502,30 +518,65 @@ mod tests {
         );
     }
 
-    /// An HTTP/2 (cleartext) server that allows `max_streams` open streams per connection, as
-    /// hosted providers cap theirs, and answers every request with a body that never ends.
-    async fn capped_h2_server(max_streams: u32) -> String {
+    /// A server as a hosted provider's: HTTP/2 over TLS, at most `max_streams` streams open
+    /// at once per connection. It answers every request with a body that never ends, and
+    /// counts the connections it accepted. Returns its URL, the count, and a TLS setup that
+    /// trusts its certificate.
+    async fn capped_h2_server(
+        max_streams: u32,
+    ) -> (String, Arc<AtomicUsize>, rustls::ClientConfig) {
         use hyper_util::rt::{TokioExecutor, TokioIo};
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+        let mut server_tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![certified.cert.der().clone()],
+                PrivateKeyDer::Pkcs8(key),
+            )
+            .unwrap();
+        server_tls.alpn_protocols = vec![b"h2".to_vec()];
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(certified.cert.der().clone()).unwrap();
+        let client_tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                let answer = hyper::service::service_fn(|_request| async {
-                    let endless = futures::stream::pending::<
-                        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
-                    >();
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                        http_body_util::StreamBody::new(endless),
-                    ))
-                });
-                tokio::spawn(
-                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                counter.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let answer = hyper::service::service_fn(|_request| async {
+                        let endless = futures::stream::pending::<
+                            Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+                        >();
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::StreamBody::new(endless),
+                        ))
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                         .max_concurrent_streams(max_streams)
-                        .serve_connection(TokioIo::new(socket), answer),
-                );
+                        .serve_connection(TokioIo::new(stream), answer)
+                        .await;
+                });
             }
         });
-        format!("http://{address}/stream")
+        (format!("https://{address}/stream"), accepted, client_tls)
     }
 
     /// How many of `calls` concurrent calls get their response head within a second.
@@ -541,32 +592,42 @@ mod tests {
             .count()
     }
 
-    fn lanes_of(streams_per_lane: usize) -> LlmHttp {
-        let make_client: MakeClient = Box::new(|| client_builder().http2_prior_knowledge().build());
+    fn calling_with(tls: &rustls::ClientConfig, streams_per_lane: usize) -> LlmHttp {
         let (timeout, idle) = (Duration::from_secs(30), Duration::from_secs(30));
-        LlmHttp::with_lanes(
-            make_client,
-            streams_per_lane,
-            timeout,
-            idle,
-            RetryPolicy::new(0),
-        )
-        .unwrap()
+        LlmHttp::with_tls(tls, streams_per_lane, timeout, idle, RetryPolicy::new(0)).unwrap()
     }
 
     #[tokio::test]
     async fn concurrent_calls_are_not_capped_by_one_http2_connection() {
-        let url = capped_h2_server(4).await;
-        // One client: its pool keeps every call on the one connection it has, so calls past
-        // the server's stream cap wait (hyper never opens a second connection for them).
-        let one_lane = lanes_of(usize::MAX);
-        assert_eq!(answered_at_once(&one_lane, &url, 1).await, 1, "warm up");
-        assert_eq!(answered_at_once(&one_lane, &url, 12).await, 4);
-
-        let http = lanes_of(4);
-        assert_eq!(answered_at_once(&http, &url, 1).await, 1, "warm up");
+        let (url, connections, tls) = capped_h2_server(4).await;
+        let http = calling_with(&tls, 4);
+        assert_eq!(answered_at_once(&http, &url, 1).await, 1, "first contact");
         assert_eq!(answered_at_once(&http, &url, 12).await, 12);
-        assert_eq!(http.lanes.open(), 3);
+        // The first contact's connection, then one per HTTP/2 lane of 4 streams.
+        assert_eq!(connections.load(Ordering::SeqCst), 1 + 3);
+        let url = reqwest::Url::parse(&url).unwrap();
+        assert_eq!(http.clients.http2_lanes_open(&url), 3);
+    }
+
+    #[tokio::test]
+    async fn a_first_burst_to_a_server_not_yet_known_is_not_capped_either() {
+        let (url, _, tls) = capped_h2_server(4).await;
+        let http = calling_with(&tls, 4);
+        assert_eq!(answered_at_once(&http, &url, 12).await, 12);
+    }
+
+    #[tokio::test]
+    async fn one_client_alone_would_be_capped_by_its_connection() {
+        // Why lanes exist: a client's pool keeps every call on the one connection it has, so
+        // calls past the server's stream cap wait (hyper never opens a second connection).
+        let (url, _, tls) = capped_h2_server(4).await;
+        let one_lane = calling_with(&tls, usize::MAX);
+        assert_eq!(
+            answered_at_once(&one_lane, &url, 1).await,
+            1,
+            "first contact"
+        );
+        assert_eq!(answered_at_once(&one_lane, &url, 12).await, 4);
     }
 
     #[test]

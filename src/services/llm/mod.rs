@@ -5,11 +5,11 @@
 //! directory and nothing above it.
 
 mod anthropic;
+mod clients;
 mod error;
 mod framing;
 mod gateway;
 mod http;
-mod lanes;
 mod local;
 mod metered;
 mod metrics;

@@ -1,0 +1,402 @@
+//! The HTTP clients provider calls go through, chosen so that concurrent calls to a provider
+//! are never capped by one HTTP/2 connection.
+//!
+//! A hosted provider's API is HTTP/2 over TLS, and its server caps the streams open at once on
+//! one connection (`SETTINGS_MAX_CONCURRENT_STREAMS`, typically 100 to 256). hyper's client
+//! pool never opens a second connection when that cap is reached (hyperium/hyper#2197): every
+//! new request goes to the same shared connection and waits there for a free stream. LLM
+//! answers stream for many seconds, so once warm, one client would serve only about a hundred
+//! concurrent chats per provider, and the next user would wait for someone else's answer to
+//! end before theirs began.
+//!
+//! - A server is first called through the general client, which offers HTTP/2 and HTTP/1.1
+//!   (ALPN). A plain-HTTP server (a local vLLM or Ollama) and one that answers in HTTP/1.1
+//!   stay there: HTTP/1.1 opens a connection per call in flight, so no cap applies.
+//! - Once a server has answered over HTTP/2, its calls go through lanes: each lane is a client
+//!   of its own, speaking only HTTP/2, hence one connection per lane (the pool opens a single
+//!   connection at a time for a known HTTP/2 server, where with ALPN each call waiting for a
+//!   connection opens one). A call takes a place in the first lane with fewer than
+//!   [`STREAMS_PER_LANE`] calls in flight (a new lane opens when all are full) and keeps it
+//!   until its response, streamed or not, is dropped. 100 is the least a server should allow
+//!   (RFC 9113, 6.5.2), so no connection is asked for more streams than it takes. Filling
+//!   lanes in order keeps calls on warm connections and lets the connections of lanes no
+//!   longer needed close when idle.
+//! - A lane that cannot connect sends its server back to the general client.
+//!
+//! All clients share one TLS configuration (the platform's root certificates are loaded and
+//! held once). Servers are the configured providers' base URLs, so their number is small.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Calls in flight per lane; see the module documentation.
+pub const STREAMS_PER_LANE: usize = 100;
+/// Lanes opened at most per server (25,600 calls at [`STREAMS_PER_LANE`]); past that, calls
+/// share the least busy lane.
+const MAX_LANES: usize = 256;
+
+/// Builds the client of a new lane.
+pub type MakeClient = Box<dyn Fn() -> reqwest::Result<reqwest::Client> + Send + Sync>;
+
+/// The lanes of each server called so far.
+pub struct Clients {
+    /// Builds requests (any client may send them).
+    builder: reqwest::Client,
+    /// Keyed by origin (scheme, host and port).
+    servers: RwLock<HashMap<String, Arc<Server>>>,
+    make_negotiating: Arc<MakeClient>,
+    make_http2_only: Arc<MakeClient>,
+    streams_per_lane: usize,
+}
+
+/// One server's lanes: negotiating ones until it answered over HTTP/2, then HTTP/2-only ones.
+struct Server {
+    negotiating: Lanes,
+    http2_only: Lanes,
+    speaks_http2: AtomicBool,
+}
+
+/// The client one call goes through, holding the call's place in its lane until dropped.
+pub struct Ticket {
+    client: reqwest::Client,
+    _place: Option<Place>,
+    server: Arc<Server>,
+    http2_only: bool,
+}
+
+impl Ticket {
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Notes the protocol the server answered in: once it has answered over HTTP/2, its next
+    /// calls go through HTTP/2-only lanes.
+    pub fn answered(&self, version: reqwest::Version) {
+        if !self.http2_only && version == reqwest::Version::HTTP_2 {
+            self.server.speaks_http2.store(true, Ordering::Release);
+        }
+    }
+
+    /// The call could not connect: if it went through an HTTP/2-only lane, the server's next
+    /// calls negotiate the protocol again.
+    pub fn connect_failed(&self) {
+        if self.http2_only && self.server.speaks_http2.swap(false, Ordering::AcqRel) {
+            tracing::warn!(
+                "an HTTP/2 lane cannot connect; calls to its server negotiate the protocol again"
+            );
+        }
+    }
+}
+
+/// A call's place in a lane, given back when dropped.
+struct Place {
+    lane: Arc<Lane>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.lane.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients")
+            .field("streams_per_lane", &self.streams_per_lane)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clients {
+    /// `make_negotiating` builds a client offering HTTP/2 and HTTP/1.1, `make_http2_only` one
+    /// that speaks HTTP/2 only. Fails as building the first client does.
+    pub fn new(
+        make_negotiating: MakeClient,
+        make_http2_only: MakeClient,
+        streams_per_lane: usize,
+    ) -> reqwest::Result<Self> {
+        Ok(Self {
+            builder: make_negotiating()?,
+            servers: RwLock::default(),
+            make_negotiating: Arc::new(make_negotiating),
+            make_http2_only: Arc::new(make_http2_only),
+            streams_per_lane: streams_per_lane.max(1),
+        })
+    }
+
+    /// A client for building requests (`ticket` chooses the one that sends them).
+    pub fn builder(&self) -> &reqwest::Client {
+        &self.builder
+    }
+
+    /// The client for one call to `url`.
+    pub fn ticket(&self, url: &reqwest::Url) -> Ticket {
+        let server = self.server(url);
+        let http2_only = server.speaks_http2.load(Ordering::Acquire);
+        let lanes = if http2_only {
+            &server.http2_only
+        } else {
+            &server.negotiating
+        };
+        match lanes.acquire() {
+            Some(place) => Ticket {
+                client: place.lane.client.clone(),
+                _place: Some(place),
+                server,
+                http2_only,
+            },
+            // No lane could be built: the builder is a negotiating client too.
+            None => Ticket {
+                client: self.builder.clone(),
+                _place: None,
+                server,
+                http2_only: false,
+            },
+        }
+    }
+
+    fn server(&self, url: &reqwest::Url) -> Arc<Server> {
+        let key = origin(url);
+        if let Some(server) = read(&self.servers).get(&key) {
+            return server.clone();
+        }
+        let lanes = |make_client: &Arc<MakeClient>| Lanes {
+            lanes: RwLock::default(),
+            make_client: make_client.clone(),
+            streams_per_lane: self.streams_per_lane,
+        };
+        write(&self.servers)
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Server {
+                    negotiating: lanes(&self.make_negotiating),
+                    http2_only: lanes(&self.make_http2_only),
+                    speaks_http2: AtomicBool::new(false),
+                })
+            })
+            .clone()
+    }
+
+    /// How many HTTP/2-only lanes are open to the server of `url`.
+    #[cfg(test)]
+    pub fn http2_lanes_open(&self, url: &reqwest::Url) -> usize {
+        read(&self.servers)
+            .get(&origin(url))
+            .map_or(0, |server| read(&server.http2_only.lanes).len())
+    }
+}
+
+fn origin(url: &reqwest::Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poison| poison.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// One server's lanes, opened on demand.
+struct Lanes {
+    lanes: RwLock<Vec<Arc<Lane>>>,
+    make_client: Arc<MakeClient>,
+    streams_per_lane: usize,
+}
+
+struct Lane {
+    client: reqwest::Client,
+    in_flight: AtomicUsize,
+}
+
+impl Lanes {
+    /// A place for one call: in the first lane with room, else in a new lane, else (all
+    /// [`MAX_LANES`] full, or a new client failed to build) in the least busy lane. `None`
+    /// when no lane is open and none can be.
+    fn acquire(&self) -> Option<Place> {
+        if let Some(ticket) = self.take_room(&read(&self.lanes)) {
+            return Some(ticket);
+        }
+        let mut lanes = write(&self.lanes);
+        // Another call may have opened a lane, or freed a place, while this one waited.
+        if let Some(ticket) = self.take_room(&lanes) {
+            return Some(ticket);
+        }
+        if lanes.len() < MAX_LANES {
+            match (self.make_client)() {
+                Ok(client) => {
+                    let lane = Arc::new(Lane {
+                        client,
+                        in_flight: AtomicUsize::new(0),
+                    });
+                    lanes.push(lane.clone());
+                    tracing::debug!(lanes = lanes.len(), "opened another HTTP/2 lane");
+                    return Some(Lane::enter(lane));
+                }
+                Err(error) => tracing::warn!(%error, "cannot open another HTTP/2 lane"),
+            }
+        }
+        lanes
+            .iter()
+            .min_by_key(|lane| lane.in_flight.load(Ordering::Acquire))
+            .map(|lane| Lane::enter(lane.clone()))
+    }
+
+    fn take_room(&self, lanes: &[Arc<Lane>]) -> Option<Place> {
+        lanes.iter().find_map(|lane| {
+            lane.in_flight
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |calls| {
+                    (calls < self.streams_per_lane).then_some(calls + 1)
+                })
+                .ok()
+                .map(|_| Place { lane: lane.clone() })
+        })
+    }
+}
+
+impl Lane {
+    /// A place in this lane regardless of its room.
+    fn enter(lane: Arc<Self>) -> Place {
+        lane.in_flight.fetch_add(1, Ordering::AcqRel);
+        Place { lane }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn lanes(streams_per_lane: usize) -> Lanes {
+        // Which client a lane holds does not matter here.
+        let client = reqwest::Client::new();
+        Lanes {
+            lanes: RwLock::default(),
+            make_client: Arc::new(Box::new(move || Ok(client.clone()))),
+            streams_per_lane,
+        }
+    }
+
+    fn in_flight(lanes: &Lanes) -> Vec<usize> {
+        read(&lanes.lanes)
+            .iter()
+            .map(|lane| lane.in_flight.load(Ordering::Acquire))
+            .collect()
+    }
+
+    #[test]
+    fn calls_fill_the_first_lane_before_another_opens() {
+        let lanes = lanes(3);
+        let tickets: Vec<_> = (0..7).map(|_| lanes.acquire().unwrap()).collect();
+        assert_eq!(in_flight(&lanes), [3, 3, 1]);
+        drop(tickets);
+        assert_eq!(in_flight(&lanes), [0, 0, 0]);
+    }
+
+    #[test]
+    fn a_freed_place_in_an_earlier_lane_is_taken_first() {
+        let lanes = lanes(2);
+        let mut tickets: Vec<_> = (0..4).map(|_| lanes.acquire().unwrap()).collect();
+        tickets.remove(0);
+        tickets.push(lanes.acquire().unwrap());
+        assert_eq!(in_flight(&lanes), [2, 2]);
+    }
+
+    #[test]
+    fn past_the_last_lane_calls_share_the_least_busy_one() {
+        let lanes = lanes(1);
+        let mut tickets: Vec<_> = (0..MAX_LANES).map(|_| lanes.acquire().unwrap()).collect();
+        tickets.swap_remove(5);
+        tickets.push(lanes.acquire().unwrap());
+        tickets.push(lanes.acquire().unwrap());
+        let loads = in_flight(&lanes);
+        assert_eq!(loads.len(), MAX_LANES);
+        assert_eq!(loads.iter().sum::<usize>(), MAX_LANES + 1);
+        assert!(loads.iter().all(|&calls| calls <= 2), "{loads:?}");
+    }
+
+    #[test]
+    fn concurrent_calls_never_overfill_a_lane() {
+        let lanes = Arc::new(lanes(10));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let lanes = lanes.clone();
+                std::thread::spawn(move || {
+                    (0..25)
+                        .map(|_| lanes.acquire().unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let tickets: Vec<_> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(tickets.len(), 200);
+        assert_eq!(in_flight(&lanes), [10; 20]);
+    }
+
+    fn is_http2_only(ticket: &Ticket) -> bool {
+        ticket.http2_only
+    }
+
+    #[test]
+    fn a_server_moves_to_http2_lanes_once_it_answered_over_http2_and_back_when_one_fails() {
+        let client = reqwest::Client::new();
+        let same = client.clone();
+        let clients = Clients::new(
+            Box::new(move || Ok(same.clone())),
+            Box::new(move || Ok(client.clone())),
+            2,
+        )
+        .unwrap();
+        let openai = reqwest::Url::parse("https://api.example.com/v1/chat").unwrap();
+        let models = reqwest::Url::parse("https://api.example.com/v1/models").unwrap();
+        let local = reqwest::Url::parse("http://localhost:8000/v1/chat").unwrap();
+
+        let first = clients.ticket(&openai);
+        assert!(!is_http2_only(&first));
+        clients.ticket(&local).answered(reqwest::Version::HTTP_11);
+        assert!(
+            !is_http2_only(&clients.ticket(&local)),
+            "HTTP/1.1 keeps negotiating"
+        );
+        first.answered(reqwest::Version::HTTP_2);
+        let next = clients.ticket(&models);
+        assert!(is_http2_only(&next), "the same origin");
+        assert!(!is_http2_only(&clients.ticket(&local)));
+
+        next.connect_failed();
+        assert!(!is_http2_only(&clients.ticket(&openai)));
+    }
+
+    #[test]
+    fn without_any_lane_calls_go_through_the_builder_client() {
+        let built = std::sync::atomic::AtomicBool::new(false);
+        // The first client (the builder) builds; every later one fails: reqwest refuses a
+        // TLS setup of a type it does not know.
+        let make: MakeClient = Box::new(move || {
+            if built.swap(true, Ordering::SeqCst) {
+                reqwest::Client::builder()
+                    .tls_backend_preconfigured(())
+                    .build()
+            } else {
+                Ok(reqwest::Client::new())
+            }
+        });
+        let unbuildable: MakeClient = Box::new(|| {
+            reqwest::Client::builder()
+                .tls_backend_preconfigured(())
+                .build()
+        });
+        let clients = Clients::new(make, unbuildable, 2).unwrap();
+        let url = reqwest::Url::parse("https://api.example.com/v1/chat").unwrap();
+        let first = clients.ticket(&url);
+        assert!(first._place.is_none());
+        first.answered(reqwest::Version::HTTP_2);
+        let next = clients.ticket(&url);
+        assert!(next._place.is_none() && !is_http2_only(&next));
+    }
+}

@@ -9,8 +9,24 @@ use ragd::cli::{Cli, Command, ConfigCommand};
 use ragd::config::Settings;
 use ragd::{store, telemetry};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+mod malloc_arenas;
+
+fn main() -> ExitCode {
+    malloc_arenas::limit();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ragd: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run_cli())
+}
+
+async fn run_cli() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,

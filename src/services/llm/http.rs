@@ -518,12 +518,26 @@ mod tests {
         );
     }
 
+    /// A body's frames, as the test server sends them.
+    type Frames = futures::stream::BoxStream<
+        'static,
+        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+    >;
+
     /// A server as a hosted provider's: HTTP/2 over TLS, at most `max_streams` streams open
     /// at once per connection. It answers every request with a body that never ends, and
     /// counts the connections it accepted. Returns its URL, the count, and a TLS setup that
     /// trusts its certificate.
     async fn capped_h2_server(
         max_streams: u32,
+    ) -> (String, Arc<AtomicUsize>, rustls::ClientConfig) {
+        h2_server(max_streams, || futures::stream::pending().boxed()).await
+    }
+
+    /// The same server, answering every request with the body `answer` makes.
+    async fn h2_server(
+        max_streams: u32,
+        answer: fn() -> Frames,
     ) -> (String, Arc<AtomicUsize>, rustls::ClientConfig) {
         use hyper_util::rt::{TokioExecutor, TokioIo};
         use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -561,12 +575,9 @@ mod tests {
                     let Ok(stream) = acceptor.accept(socket).await else {
                         return;
                     };
-                    let answer = hyper::service::service_fn(|_request| async {
-                        let endless = futures::stream::pending::<
-                            Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
-                        >();
+                    let answer = hyper::service::service_fn(move |_request| async move {
                         Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                            http_body_util::StreamBody::new(endless),
+                            http_body_util::StreamBody::new(answer()),
                         ))
                     });
                     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -607,6 +618,36 @@ mod tests {
         assert_eq!(connections.load(Ordering::SeqCst), 1 + 3);
         let url = reqwest::Url::parse(&url).unwrap();
         assert_eq!(http.clients.http2_lanes_open(&url), 3);
+    }
+
+    /// Frames a provider streams: many small ones, as one per token.
+    const SMALL_FRAMES: usize = 30_000;
+    const SMALL_FRAME: &[u8] = b"tok tok t ";
+
+    #[tokio::test]
+    async fn many_small_frames_left_unread_do_not_drop_the_connection() {
+        // h2 drops a whole connection (GOAWAY "too_many_data_frames") once its unread small
+        // DATA frames, each counted as 256 bytes less its payload, pass half the connection
+        // window. 30,000 frames of 10 bytes count 7.4 MB: past hyper's default window of
+        // 5 MiB (a 2.5 MiB budget), within the 32 MiB window ragd asks for.
+        let (url, _, tls) = h2_server(100, || {
+            futures::stream::iter(
+                (0..SMALL_FRAMES)
+                    .map(|_| Ok(hyper::body::Frame::data(Bytes::from_static(SMALL_FRAME)))),
+            )
+            .boxed()
+        })
+        .await;
+        let http = calling_with(&tls, STREAMS_PER_LANE);
+        let upstream = http.send("p", http.client().post(&url)).await.unwrap();
+        // The client's connection task buffers the frames while nobody reads the body.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut received = 0;
+        let mut chunks = upstream.into_chunks();
+        while let Some(chunk) = chunks.next().await {
+            received += chunk.unwrap().len();
+        }
+        assert_eq!(received, SMALL_FRAMES * SMALL_FRAME.len());
     }
 
     #[tokio::test]

@@ -9,19 +9,22 @@
 //! concurrent chats per provider, and the next user would wait for someone else's answer to
 //! end before theirs began.
 //!
-//! - A server is first called through the general client, which offers HTTP/2 and HTTP/1.1
-//!   (ALPN). A plain-HTTP server (a local vLLM or Ollama) and one that answers in HTTP/1.1
-//!   stay there: HTTP/1.1 opens a connection per call in flight, so no cap applies.
-//! - Once a server has answered over HTTP/2, its calls go through lanes: each lane is a client
-//!   of its own, speaking only HTTP/2, hence one connection per lane (the pool opens a single
-//!   connection at a time for a known HTTP/2 server, where with ALPN each call waiting for a
-//!   connection opens one). A call takes a place in the first lane with fewer than
-//!   [`STREAMS_PER_LANE`] calls in flight (a new lane opens when all are full) and keeps it
-//!   until its response, streamed or not, is dropped. 100 is the least a server should allow
-//!   (RFC 9113, 6.5.2), so no connection is asked for more streams than it takes. Filling
-//!   lanes in order keeps calls on warm connections and lets the connections of lanes no
-//!   longer needed close when idle.
-//! - A lane that cannot connect sends its server back to the general client.
+//! So calls go through lanes: each lane is a client of its own, with its own connection pool.
+//! A call takes a place in the first lane of its server with fewer than [`STREAMS_PER_LANE`]
+//! calls in flight (a new lane opens when all are full) and keeps it until its response,
+//! streamed or not, is dropped. 100 is the least a server should allow (RFC 9113, 6.5.2), so
+//! no connection is asked for more streams than it takes. Filling lanes in order keeps calls
+//! on warm connections and lets the connections of lanes no longer needed close when idle.
+//!
+//! - A server is first called through negotiating lanes, whose clients offer HTTP/2 and
+//!   HTTP/1.1 (ALPN). A plain-HTTP server (a local vLLM or Ollama) and one that answers in
+//!   HTTP/1.1 stay there: HTTP/1.1 opens a connection per call in flight anyway.
+//! - Once a server has answered over HTTP/2, its next calls go through HTTP/2-only lanes: the
+//!   pool of a client that knows its server speaks HTTP/2 opens one connection at a time,
+//!   where with ALPN each call waiting for a connection opens one. So each lane holds one
+//!   connection.
+//! - A call through an HTTP/2-only lane that cannot connect sends its server back to
+//!   negotiating.
 //!
 //! All clients share one TLS configuration (the platform's root certificates are loaded and
 //! held once). Servers are the configured providers' base URLs, so their number is small.

@@ -20,9 +20,24 @@ use crate::services::retrieval::Retriever;
 use crate::store::{self, Store, StoreError};
 use crate::{http, signing_key};
 
-/// Everything a handler may use. Cloned per request (every field is an `Arc` or small).
+/// Everything a handler may use ([`Services`], read through `Deref`: `state.chat`).
+///
+/// axum clones the state for every request, whether the handler asks for it or not. One shared
+/// pointer makes that one reference count; a struct of a dozen `Arc`s was a dozen, bounced
+/// between the worker threads' caches on every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The application's services, built once at start-up.
+pub struct Services {
     pub settings: Arc<Settings>,
     pub store: Arc<dyn Store>,
     /// Registration, login, and resolving bearer tokens to users.
@@ -83,7 +98,7 @@ impl AppState {
             settings.rate_limit_per_minute,
             settings.rate_limit_fail_open,
         ));
-        Ok(Self {
+        Ok(Self(Arc::new(Services {
             settings: Arc::new(settings),
             store,
             accounts,
@@ -95,7 +110,7 @@ impl AppState {
             rate_limits,
             cache,
             chat,
-        })
+        })))
     }
 }
 

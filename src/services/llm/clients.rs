@@ -219,13 +219,13 @@ impl Lanes {
     /// [`MAX_LANES`] full, or a new client failed to build) in the least busy lane. `None`
     /// when no lane is open and none can be.
     fn acquire(&self) -> Option<Place> {
-        if let Some(ticket) = self.take_room(&read(&self.lanes)) {
-            return Some(ticket);
+        if let Some(place) = self.take_room(&read(&self.lanes)) {
+            return Some(place);
         }
         let mut lanes = write(&self.lanes);
         // Another call may have opened a lane, or freed a place, while this one waited.
-        if let Some(ticket) = self.take_room(&lanes) {
-            return Some(ticket);
+        if let Some(place) = self.take_room(&lanes) {
+            return Some(place);
         }
         if lanes.len() < MAX_LANES {
             match (self.make_client)() {
@@ -235,10 +235,13 @@ impl Lanes {
                         in_flight: AtomicUsize::new(0),
                     });
                     lanes.push(lane.clone());
-                    tracing::debug!(lanes = lanes.len(), "opened another HTTP/2 lane");
+                    tracing::debug!(
+                        lanes = lanes.len(),
+                        "opened another lane to an LLM provider"
+                    );
                     return Some(Lane::enter(lane));
                 }
-                Err(error) => tracing::warn!(%error, "cannot open another HTTP/2 lane"),
+                Err(error) => tracing::warn!(%error, "cannot open another lane to an LLM provider"),
             }
         }
         lanes

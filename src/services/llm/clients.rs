@@ -19,10 +19,11 @@
 //! - A server is first called through negotiating lanes, whose clients offer HTTP/2 and
 //!   HTTP/1.1 (ALPN). A plain-HTTP server (a local vLLM or Ollama) and one that answers in
 //!   HTTP/1.1 stay there: HTTP/1.1 opens a connection per call in flight anyway.
-//! - Once a server has answered over HTTP/2, its next calls go through HTTP/2-only lanes: the
-//!   pool of a client that knows its server speaks HTTP/2 opens one connection at a time,
-//!   where with ALPN each call waiting for a connection opens one. So each lane holds one
-//!   connection.
+//! - Once a connection to the server has negotiated HTTP/2 (learnt when the TLS handshake
+//!   ends, not when the first answer arrives, which for a whole answer takes seconds), its next
+//!   calls go through HTTP/2-only lanes: the pool of a client that knows its server speaks
+//!   HTTP/2 opens one connection at a time, where with ALPN each call waiting for a connection
+//!   opens one. So each lane holds one connection.
 //! - A call through an HTTP/2-only lane that cannot connect sends its server back to
 //!   negotiating.
 //!
@@ -30,8 +31,13 @@
 //! held once). Servers are the configured providers' base URLs, so their number is small.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll, ready};
+
+use hyper_util::client::legacy::connect::Connection;
+use tower::{Layer, Service};
 
 /// Calls in flight per lane; see the module documentation.
 pub const STREAMS_PER_LANE: usize = 100;
@@ -39,8 +45,9 @@ pub const STREAMS_PER_LANE: usize = 100;
 /// share the least busy lane.
 const MAX_LANES: usize = 256;
 
-/// Builds the client of a new lane.
-pub type MakeClient = Box<dyn Fn() -> reqwest::Result<reqwest::Client> + Send + Sync>;
+/// Builds the client of a new lane. A negotiating client puts the [`NoteHttp2`] it is given
+/// around its connector; an HTTP/2-only client has nothing to learn and ignores it.
+pub type MakeClient = Box<dyn Fn(NoteHttp2) -> reqwest::Result<reqwest::Client> + Send + Sync>;
 
 /// The lanes of each server called so far.
 pub struct Clients {
@@ -53,11 +60,12 @@ pub struct Clients {
     streams_per_lane: usize,
 }
 
-/// One server's lanes: negotiating ones until it answered over HTTP/2, then HTTP/2-only ones.
+/// One server's lanes: negotiating ones until a connection to it negotiated HTTP/2, then
+/// HTTP/2-only ones.
 struct Server {
     negotiating: Lanes,
     http2_only: Lanes,
-    speaks_http2: AtomicBool,
+    speaks_http2: Arc<AtomicBool>,
 }
 
 /// The client one call goes through, holding the call's place in its lane until dropped.
@@ -71,14 +79,6 @@ pub struct Ticket {
 impl Ticket {
     pub fn client(&self) -> &reqwest::Client {
         &self.client
-    }
-
-    /// Notes the protocol the server answered in: once it has answered over HTTP/2, its next
-    /// calls go through HTTP/2-only lanes.
-    pub fn answered(&self, version: reqwest::Version) {
-        if !self.http2_only && version == reqwest::Version::HTTP_2 {
-            self.server.speaks_http2.store(true, Ordering::Release);
-        }
     }
 
     /// The call could not connect: if it went through an HTTP/2-only lane, the server's next
@@ -120,7 +120,8 @@ impl Clients {
         streams_per_lane: usize,
     ) -> reqwest::Result<Self> {
         Ok(Self {
-            builder: make_negotiating()?,
+            // Any client may send; what the builder's connections negotiate is not noted.
+            builder: make_negotiating(NoteHttp2::default())?,
             servers: RwLock::default(),
             make_negotiating: Arc::new(make_negotiating),
             make_http2_only: Arc::new(make_http2_only),
@@ -164,20 +165,23 @@ impl Clients {
         if let Some(server) = read(&self.servers).get(&key) {
             return server.clone();
         }
+        let speaks_http2 = Arc::new(AtomicBool::new(false));
         let lanes = |make_client: &Arc<MakeClient>| Lanes {
             lanes: RwLock::default(),
             make_client: make_client.clone(),
+            note: NoteHttp2 {
+                speaks_http2: speaks_http2.clone(),
+            },
             streams_per_lane: self.streams_per_lane,
+        };
+        let server = Server {
+            negotiating: lanes(&self.make_negotiating),
+            http2_only: lanes(&self.make_http2_only),
+            speaks_http2: speaks_http2.clone(),
         };
         write(&self.servers)
             .entry(key)
-            .or_insert_with(|| {
-                Arc::new(Server {
-                    negotiating: lanes(&self.make_negotiating),
-                    http2_only: lanes(&self.make_http2_only),
-                    speaks_http2: AtomicBool::new(false),
-                })
-            })
+            .or_insert_with(|| Arc::new(server))
             .clone()
     }
 
@@ -187,6 +191,80 @@ impl Clients {
         read(&self.servers)
             .get(&origin(url))
             .map_or(0, |server| read(&server.http2_only.lanes).len())
+    }
+}
+
+/// A layer around a negotiating client's connector: when a connection to the server negotiated
+/// HTTP/2, the server's next calls go through HTTP/2-only lanes.
+#[derive(Clone, Default)]
+pub struct NoteHttp2 {
+    speaks_http2: Arc<AtomicBool>,
+}
+
+impl<S> Layer<S> for NoteHttp2 {
+    type Service = NotingHttp2<S>;
+
+    fn layer(&self, inner: S) -> NotingHttp2<S> {
+        NotingHttp2 {
+            inner,
+            speaks_http2: self.speaks_http2.clone(),
+        }
+    }
+}
+
+/// The connector service [`NoteHttp2`] wraps.
+#[derive(Clone)]
+pub struct NotingHttp2<S> {
+    inner: S,
+    speaks_http2: Arc<AtomicBool>,
+}
+
+impl<S, Target> Service<Target> for NotingHttp2<S>
+where
+    S: Service<Target>,
+    S::Response: Connection,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Connecting<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, target: Target) -> Connecting<S::Future> {
+        Connecting {
+            inner: self.inner.call(target),
+            speaks_http2: self.speaks_http2.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection being made, noted when made.
+    pub struct Connecting<F> {
+        #[pin]
+        inner: F,
+        speaks_http2: Arc<AtomicBool>,
+    }
+}
+
+impl<F, C, E> Future for Connecting<F>
+where
+    F: Future<Output = Result<C, E>>,
+    C: Connection,
+{
+    type Output = Result<C, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let outcome = ready!(this.inner.poll(cx));
+        if let Ok(connection) = &outcome
+            && connection.connected().is_negotiated_h2()
+        {
+            this.speaks_http2.store(true, Ordering::Release);
+        }
+        Poll::Ready(outcome)
     }
 }
 
@@ -206,6 +284,8 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 struct Lanes {
     lanes: RwLock<Vec<Arc<Lane>>>,
     make_client: Arc<MakeClient>,
+    /// Given to each new lane's client: notes that the server speaks HTTP/2.
+    note: NoteHttp2,
     streams_per_lane: usize,
 }
 
@@ -228,7 +308,7 @@ impl Lanes {
             return Some(place);
         }
         if lanes.len() < MAX_LANES {
-            match (self.make_client)() {
+            match (self.make_client)(self.note.clone()) {
                 Ok(client) => {
                     let lane = Arc::new(Lane {
                         client,
@@ -280,7 +360,8 @@ mod tests {
         let client = reqwest::Client::new();
         Lanes {
             lanes: RwLock::default(),
-            make_client: Arc::new(Box::new(move || Ok(client.clone()))),
+            make_client: Arc::new(Box::new(move |_| Ok(client.clone()))),
+            note: NoteHttp2::default(),
             streams_per_lane,
         }
     }
@@ -348,13 +429,19 @@ mod tests {
         ticket.http2_only
     }
 
+    /// What the connector layer does when a connection of the ticket's lane negotiated HTTP/2
+    /// (tested over TLS in `http.rs`).
+    fn negotiated_http2(ticket: &Ticket) {
+        ticket.server.speaks_http2.store(true, Ordering::Release);
+    }
+
     #[test]
-    fn a_server_moves_to_http2_lanes_once_it_answered_over_http2_and_back_when_one_fails() {
+    fn a_server_moves_to_http2_lanes_once_it_negotiated_http2_and_back_when_one_fails() {
         let client = reqwest::Client::new();
         let same = client.clone();
         let clients = Clients::new(
-            Box::new(move || Ok(same.clone())),
-            Box::new(move || Ok(client.clone())),
+            Box::new(move |_| Ok(same.clone())),
+            Box::new(move |_| Ok(client.clone())),
             2,
         )
         .unwrap();
@@ -364,12 +451,8 @@ mod tests {
 
         let first = clients.ticket(&openai);
         assert!(!is_http2_only(&first));
-        clients.ticket(&local).answered(reqwest::Version::HTTP_11);
-        assert!(
-            !is_http2_only(&clients.ticket(&local)),
-            "HTTP/1.1 keeps negotiating"
-        );
-        first.answered(reqwest::Version::HTTP_2);
+        assert!(!is_http2_only(&clients.ticket(&local)));
+        negotiated_http2(&first);
         let next = clients.ticket(&models);
         assert!(is_http2_only(&next), "the same origin");
         assert!(!is_http2_only(&clients.ticket(&local)));
@@ -383,7 +466,7 @@ mod tests {
         let built = std::sync::atomic::AtomicBool::new(false);
         // The first client (the builder) builds; every later one fails: reqwest refuses a
         // TLS setup of a type it does not know.
-        let make: MakeClient = Box::new(move || {
+        let make: MakeClient = Box::new(move |_| {
             if built.swap(true, Ordering::SeqCst) {
                 reqwest::Client::builder()
                     .tls_backend_preconfigured(())
@@ -392,7 +475,7 @@ mod tests {
                 Ok(reqwest::Client::new())
             }
         });
-        let unbuildable: MakeClient = Box::new(|| {
+        let unbuildable: MakeClient = Box::new(|_| {
             reqwest::Client::builder()
                 .tls_backend_preconfigured(())
                 .build()
@@ -401,7 +484,7 @@ mod tests {
         let url = reqwest::Url::parse("https://api.example.com/v1/chat").unwrap();
         let first = clients.ticket(&url);
         assert!(first._place.is_none());
-        first.answered(reqwest::Version::HTTP_2);
+        negotiated_http2(&first);
         let next = clients.ticket(&url);
         assert!(next._place.is_none() && !is_http2_only(&next));
     }

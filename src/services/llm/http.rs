@@ -158,13 +158,14 @@ impl LlmHttp {
         retry: RetryPolicy,
     ) -> Result<Self, ProviderError> {
         let negotiating = with_alpn(tls, &[b"h2", b"http/1.1"]);
-        let make_negotiating: MakeClient = Box::new(move || {
+        let make_negotiating: MakeClient = Box::new(move |note_http2| {
             client_builder()
+                .connector_layer(note_http2)
                 .tls_backend_preconfigured(negotiating.clone())
                 .build()
         });
         let http2_only = with_alpn(tls, &[b"h2"]);
-        let make_http2_only: MakeClient = Box::new(move || {
+        let make_http2_only: MakeClient = Box::new(move |_| {
             client_builder()
                 .http2_prior_knowledge()
                 .tls_backend_preconfigured(http2_only.clone())
@@ -247,7 +248,6 @@ impl LlmHttp {
             Ok(Err(error)) => return Err(transport_error(provider, &error).into()),
             Ok(Ok(response)) => response,
         };
-        ticket.answered(response.version());
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -531,12 +531,18 @@ mod tests {
     async fn capped_h2_server(
         max_streams: u32,
     ) -> (String, Arc<AtomicUsize>, rustls::ClientConfig) {
-        h2_server(max_streams, || futures::stream::pending().boxed()).await
+        h2_server(max_streams, Duration::ZERO, endless).await
     }
 
-    /// The same server, answering every request with the body `answer` makes.
+    fn endless() -> Frames {
+        futures::stream::pending().boxed()
+    }
+
+    /// The same server, answering every request after `head_after` with the body `answer`
+    /// makes.
     async fn h2_server(
         max_streams: u32,
+        head_after: Duration,
         answer: fn() -> Frames,
     ) -> (String, Arc<AtomicUsize>, rustls::ClientConfig) {
         use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -576,6 +582,7 @@ mod tests {
                         return;
                     };
                     let answer = hyper::service::service_fn(move |_request| async move {
+                        tokio::time::sleep(head_after).await;
                         Ok::<_, std::convert::Infallible>(hyper::Response::new(
                             http_body_util::StreamBody::new(answer()),
                         ))
@@ -630,7 +637,7 @@ mod tests {
         // DATA frames, each counted as 256 bytes less its payload, pass half the connection
         // window. 30,000 frames of 10 bytes count 7.4 MB: past hyper's default window of
         // 5 MiB (a 2.5 MiB budget), within the 32 MiB window ragd asks for.
-        let (url, _, tls) = h2_server(100, || {
+        let (url, _, tls) = h2_server(100, Duration::ZERO, || {
             futures::stream::iter(
                 (0..SMALL_FRAMES)
                     .map(|_| Ok(hyper::body::Frame::data(Bytes::from_static(SMALL_FRAME)))),
@@ -648,6 +655,27 @@ mod tests {
             received += chunk.unwrap().len();
         }
         assert_eq!(received, SMALL_FRAMES * SMALL_FRAME.len());
+    }
+
+    #[tokio::test]
+    async fn a_server_is_known_to_speak_http2_once_connected_not_once_answered() {
+        // A whole answer arrives only once the model has written it, seconds later; the calls
+        // sent meanwhile must not each open a connection of their own.
+        let (url, connections, tls) = h2_server(4, Duration::from_secs(5), endless).await;
+        let http = calling_with(&tls, 4);
+        let call = |http: LlmHttp, url: String| {
+            tokio::spawn(async move { http.send("p", http.client().post(&url)).await.is_ok() })
+        };
+        let first = call(http.clone(), url.clone());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let burst: Vec<_> = (0..12).map(|_| call(http.clone(), url.clone())).collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The first call's connection, then one per HTTP/2 lane of 4 streams. Learning the
+        // protocol from the first answer instead made it 10: every call of the burst that
+        // found no connection in its lane opened one.
+        assert_eq!(connections.load(Ordering::SeqCst), 1 + 3);
+        first.abort();
+        burst.iter().for_each(tokio::task::JoinHandle::abort);
     }
 
     #[tokio::test]

@@ -90,6 +90,11 @@ async fn llm_calls_are_counted_by_provider_and_model_and_unknown_names_do_not_be
         .len(),
         1
     );
+    // The call went through a lane of clients (the mock speaks HTTP/1.1: a negotiating one).
+    let lanes = series(&text, "llm_client_lanes", &[r#"kind="negotiating""#]);
+    assert_eq!(lanes.len(), 1, "{text}");
+    let open: f64 = lanes[0].rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(open >= 1.0, "{text}");
 
     // A provider that refuses every name: none of them becomes a label.
     let refusing = LlmMock::start(Reply::Status(404)).await;

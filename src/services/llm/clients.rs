@@ -166,7 +166,8 @@ impl Clients {
             return server.clone();
         }
         let speaks_http2 = Arc::new(AtomicBool::new(false));
-        let lanes = |make_client: &Arc<MakeClient>| Lanes {
+        let lanes = |kind, make_client: &Arc<MakeClient>| Lanes {
+            kind,
             lanes: RwLock::default(),
             make_client: make_client.clone(),
             note: NoteHttp2 {
@@ -175,8 +176,8 @@ impl Clients {
             streams_per_lane: self.streams_per_lane,
         };
         let server = Server {
-            negotiating: lanes(&self.make_negotiating),
-            http2_only: lanes(&self.make_http2_only),
+            negotiating: lanes("negotiating", &self.make_negotiating),
+            http2_only: lanes("http2", &self.make_http2_only),
             speaks_http2: speaks_http2.clone(),
         };
         write(&self.servers)
@@ -282,6 +283,8 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 /// One server's lanes, opened on demand.
 struct Lanes {
+    /// `negotiating` or `http2`, the `kind` label of the `llm_client_lanes` gauge.
+    kind: &'static str,
     lanes: RwLock<Vec<Arc<Lane>>>,
     make_client: Arc<MakeClient>,
     /// Given to each new lane's client: notes that the server speaks HTTP/2.
@@ -315,7 +318,10 @@ impl Lanes {
                         in_flight: AtomicUsize::new(0),
                     });
                     lanes.push(lane.clone());
+                    // Lanes stay open for the process's life (an idle one holds no connection).
+                    metrics::gauge!("llm_client_lanes", "kind" => self.kind).increment(1.0);
                     tracing::debug!(
+                        kind = self.kind,
                         lanes = lanes.len(),
                         "opened another lane to an LLM provider"
                     );
@@ -359,6 +365,7 @@ mod tests {
         // Which client a lane holds does not matter here.
         let client = reqwest::Client::new();
         Lanes {
+            kind: "negotiating",
             lanes: RwLock::default(),
             make_client: Arc::new(Box::new(move |_| Ok(client.clone()))),
             note: NoteHttp2::default(),

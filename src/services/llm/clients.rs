@@ -30,7 +30,6 @@
 //! All clients share one TLS configuration (the platform's root certificates are loaded and
 //! held once). Servers are the configured providers' base URLs, so their number is small.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -53,8 +52,9 @@ pub type MakeClient = Box<dyn Fn(NoteHttp2) -> reqwest::Result<reqwest::Client> 
 pub struct Clients {
     /// Builds requests (any client may send them).
     builder: reqwest::Client,
-    /// Keyed by origin (scheme, host and port).
-    servers: RwLock<HashMap<String, Arc<Server>>>,
+    /// Each server by its origin. A few (the configured providers): a scan finds one without
+    /// building a key per call.
+    servers: RwLock<Vec<(Origin, Arc<Server>)>>,
     make_negotiating: Arc<MakeClient>,
     make_http2_only: Arc<MakeClient>,
     streams_per_lane: usize,
@@ -161,9 +161,8 @@ impl Clients {
     }
 
     fn server(&self, url: &reqwest::Url) -> Arc<Server> {
-        let key = origin(url);
-        if let Some(server) = read(&self.servers).get(&key) {
-            return server.clone();
+        if let Some(server) = find(&read(&self.servers), url) {
+            return server;
         }
         let speaks_http2 = Arc::new(AtomicBool::new(false));
         let lanes = |kind, make_client: &Arc<MakeClient>| Lanes {
@@ -180,19 +179,51 @@ impl Clients {
             http2_only: lanes("http2", &self.make_http2_only),
             speaks_http2: speaks_http2.clone(),
         };
-        write(&self.servers)
-            .entry(key)
-            .or_insert_with(|| Arc::new(server))
-            .clone()
+        let mut servers = write(&self.servers);
+        // Another call may have added it while this one waited.
+        if let Some(server) = find(&servers, url) {
+            return server;
+        }
+        let server = Arc::new(server);
+        servers.push((Origin::of(url), server.clone()));
+        server
     }
 
     /// How many HTTP/2-only lanes are open to the server of `url`.
     #[cfg(test)]
     pub fn http2_lanes_open(&self, url: &reqwest::Url) -> usize {
-        read(&self.servers)
-            .get(&origin(url))
-            .map_or(0, |server| read(&server.http2_only.lanes).len())
+        find(&read(&self.servers), url).map_or(0, |server| read(&server.http2_only.lanes).len())
     }
+}
+
+/// Where a server is: scheme, host and port (not userinfo, path or query).
+struct Origin {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Origin {
+    fn of(url: &reqwest::Url) -> Self {
+        Self {
+            scheme: url.scheme().to_owned(),
+            host: url.host_str().unwrap_or_default().to_owned(),
+            port: url.port_or_known_default(),
+        }
+    }
+
+    fn is_of(&self, url: &reqwest::Url) -> bool {
+        self.scheme == url.scheme()
+            && self.host == url.host_str().unwrap_or_default()
+            && self.port == url.port_or_known_default()
+    }
+}
+
+fn find(servers: &[(Origin, Arc<Server>)], url: &reqwest::Url) -> Option<Arc<Server>> {
+    servers
+        .iter()
+        .find(|(origin, _)| origin.is_of(url))
+        .map(|(_, server)| server.clone())
 }
 
 /// A layer around a negotiating client's connector: when a connection to the server negotiated
@@ -267,10 +298,6 @@ where
         }
         Poll::Ready(outcome)
     }
-}
-
-fn origin(url: &reqwest::Url) -> String {
-    url.origin().ascii_serialization()
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

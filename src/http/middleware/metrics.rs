@@ -91,13 +91,10 @@ where
                 .map_or("unmatched", MatchedPath::as_str)
                 .to_owned();
             let status = response.status().as_u16().to_string();
-            let labels = [
-                ("method", labels.method.to_owned()),
-                ("route", route),
-                ("status", status),
-            ];
-            metrics::counter!("http_requests_total", &labels).increment(1);
-            metrics::histogram!("http_request_duration_seconds", &labels[..2])
+            let method = labels.method;
+            metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+                .increment(1);
+            metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
                 .record(this.started.elapsed().as_secs_f64());
         }
         Poll::Ready(outcome)

@@ -9,7 +9,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -242,28 +242,70 @@ async fn chat_stream(
 /// arrives; dropping the body (the client left) drops the upstream request.
 fn events(answer: ChatStream) -> Response {
     let overhead = answer.overhead;
-    let citations = (!answer.citations.is_empty()).then(|| json!({"citations": answer.citations}));
+    let citations = (!answer.citations.is_empty()).then(|| {
+        json_event(&CitationsEvent {
+            citations: &answer.citations,
+        })
+    });
     let tail = answer.events.map(|event| match event {
-        ChatEvent::Token(token) => json!({"token": token}),
-        ChatEvent::Done(summary) => json!({
-            "done": true,
-            "usage": UsageView::from(summary.usage),
-            "model": summary.model,
-            "provider": summary.provider,
-            "processing_time_ms": summary.processing_time_ms,
+        ChatEvent::Token(token) => json_event(&TokenEvent { token: &token }),
+        ChatEvent::Done(summary) => json_event(&DoneEvent {
+            done: true,
+            usage: UsageView::from(summary.usage),
+            model: &summary.model,
+            provider: summary.provider,
+            processing_time_ms: summary.processing_time_ms,
         }),
         ChatEvent::Failed(error) => {
             let error = ApiError::from(error);
-            json!({"error": {"code": error.code, "message": error.message}})
+            json_event(&json!({"error": {"code": error.code, "message": error.message}}))
         }
     });
-    let body = stream::iter(citations)
-        .chain(tail)
-        .map(|value: Value| Ok::<_, Infallible>(Event::default().data(value.to_string())));
+    let body = stream::iter(citations).chain(tail).map(Ok::<_, Infallible>);
     let response = Sse::new(body)
         .keep_alive(KeepAlive::default())
         .into_response();
     with_overhead(response, overhead)
+}
+
+#[derive(Serialize)]
+struct CitationsEvent<'a> {
+    citations: &'a [Citation],
+}
+
+#[derive(Serialize)]
+struct TokenEvent<'a> {
+    token: &'a str,
+}
+
+#[derive(Serialize)]
+struct DoneEvent<'a> {
+    done: bool,
+    usage: UsageView,
+    model: &'a str,
+    provider: &'a str,
+    processing_time_ms: u64,
+}
+
+/// Room for a token's event (an OpenAI chunk is about 200 bytes), so that most are written
+/// without growing the buffer.
+const EVENT_CAPACITY: usize = 256;
+
+/// An SSE event carrying `data` as JSON, serialized without building a JSON tree first.
+/// It is written to a string and then into the event: axum's `Event::json_data` scans and
+/// grows the event for each of serde's many small writes, which costs more than the JSON.
+/// ragd's event types always serialize; if one ever did not, the client gets a comment line
+/// rather than a broken stream.
+pub fn json_event(data: &impl Serialize) -> Event {
+    let mut json = Vec::with_capacity(EVENT_CAPACITY);
+    let written = serde_json::to_writer(&mut json, data).map_err(|error| error.to_string());
+    match written.and_then(|()| String::from_utf8(json).map_err(|error| error.to_string())) {
+        Ok(json) => Event::default().data(json),
+        Err(error) => {
+            tracing::error!(%error, "an SSE event could not be serialized");
+            Event::default().comment("unserializable event")
+        }
+    }
 }
 
 /// Adds `x-ragd-overhead-ms`: ragd's own time (total minus waiting on the provider), so

@@ -13,9 +13,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::future::{Either, ready};
 use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -24,7 +25,7 @@ use crate::app::AppState;
 use crate::http::auth::AuthUser;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{ValidJson, Validate};
-use crate::routes::chat::{UsageView, with_overhead};
+use crate::routes::chat::{UsageView, json_event, with_overhead};
 use crate::services::chat::{
     ChatEvent, ChatParams, ChatStream, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K,
     RagScope,
@@ -362,29 +363,79 @@ struct Chunking {
 }
 
 impl Chunking {
-    fn chunk(&self, model: &str, choices: Value, extra: Option<(&str, Value)>) -> Value {
-        let mut chunk = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": model,
-            "system_fingerprint": null,
-            "choices": choices,
-        });
-        if self.include_usage {
-            chunk["usage"] = Value::Null;
-        }
-        if let Some((name, value)) = extra {
-            chunk[name] = value;
-        }
-        chunk
+    /// A chunk of one choice: a delta, or the end with its `finish_reason`.
+    fn delta(
+        &self,
+        model: &str,
+        delta: Delta<'_>,
+        finish_reason: Option<&str>,
+        citations: Option<&[Citation]>,
+    ) -> Event {
+        let choice = [ChunkChoice {
+            index: 0,
+            delta,
+            logprobs: None,
+            finish_reason,
+        }];
+        let usage = self.include_usage.then_some(None);
+        self.event(model, &choice, usage, citations)
     }
 
-    fn delta(&self, model: &str, delta: Value, finish_reason: Option<&str>) -> Value {
-        let choices =
-            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}]);
-        self.chunk(model, choices, None)
+    /// The last chunk when the client asked for usage: no choices, the usage.
+    fn usage(&self, model: &str, usage: UsageView) -> Event {
+        self.event(model, &[], Some(Some(usage)), None)
     }
+
+    fn event(
+        &self,
+        model: &str,
+        choices: &[ChunkChoice<'_>],
+        usage: Option<Option<UsageView>>,
+        citations: Option<&[Citation]>,
+    ) -> Event {
+        json_event(&Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model,
+            system_fingerprint: None,
+            choices,
+            usage,
+            citations,
+        })
+    }
+}
+
+/// One `chat.completion.chunk` as OpenAI sends it, serialized straight into its SSE event.
+#[derive(Serialize)]
+struct Chunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    model: &'a str,
+    system_fingerprint: Option<&'static str>,
+    choices: &'a [ChunkChoice<'a>],
+    /// `null` on every chunk but the last when the client asked for usage; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<UsageView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    citations: Option<&'a [Citation]>,
+}
+
+#[derive(Serialize)]
+struct ChunkChoice<'a> {
+    index: u32,
+    delta: Delta<'a>,
+    logprobs: Option<()>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Serialize, Default)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
 }
 
 /// The SSE body of a streamed completion: a role chunk (with `citations` when asked), a
@@ -393,40 +444,37 @@ impl Chunking {
 fn chunks(answer: ChatStream, how: Chunking) -> Response {
     let overhead = answer.overhead;
     let model = answer.model.clone();
-    let mut first = how.delta(&model, json!({"role": "assistant", "content": ""}), None);
-    if how.citations {
-        first["citations"] = json!(answer.citations);
-    }
-    let tail = answer.events.flat_map(move |event| {
-        let events: Vec<String> = match event {
-            ChatEvent::Token(token) => {
-                vec![
-                    how.delta(&model, json!({"content": token}), None)
-                        .to_string(),
-                ]
+    let role = Delta {
+        role: Some("assistant"),
+        content: Some(""),
+    };
+    let citations = how.citations.then_some(answer.citations.as_slice());
+    let first = how.delta(&model, role, None, citations);
+    let tail = answer.events.flat_map(move |event| match event {
+        ChatEvent::Token(token) => {
+            let delta = Delta {
+                role: None,
+                content: Some(&token),
+            };
+            Either::Left(stream::once(ready(how.delta(&model, delta, None, None))))
+        }
+        ChatEvent::Done(summary) => {
+            let finish = summary.finish.as_openai();
+            let mut events = vec![how.delta(&model, Delta::default(), Some(finish), None)];
+            if how.include_usage {
+                events.push(how.usage(&model, UsageView::from(summary.usage)));
             }
-            ChatEvent::Done(summary) => {
-                let mut events = vec![
-                    how.delta(&model, json!({}), Some(summary.finish.as_openai()))
-                        .to_string(),
-                ];
-                if how.include_usage {
-                    let usage = json!(UsageView::from(summary.usage));
-                    events.push(
-                        how.chunk(&model, json!([]), Some(("usage", usage)))
-                            .to_string(),
-                    );
-                }
-                events.push("[DONE]".to_owned());
-                events
-            }
-            ChatEvent::Failed(error) => vec![ApiError::from(error).openai_body().to_string()],
-        };
-        stream::iter(events)
+            events.push(Event::default().data("[DONE]"));
+            Either::Right(stream::iter(events))
+        }
+        ChatEvent::Failed(error) => {
+            let body = ApiError::from(error).openai_body().to_string();
+            Either::Right(stream::iter(vec![Event::default().data(body)]))
+        }
     });
-    let body = stream::once(async move { first.to_string() })
+    let body = stream::once(ready(first))
         .chain(tail)
-        .map(|data| Ok::<_, Infallible>(Event::default().data(data)));
+        .map(Ok::<_, Infallible>);
     let response = Sse::new(body)
         .keep_alive(KeepAlive::default())
         .into_response();

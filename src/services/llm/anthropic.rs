@@ -7,7 +7,7 @@ use reqwest::RequestBuilder;
 use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
 
-use super::framing::{Frame, decode_events, lines, sse_events};
+use super::framing::{Frame, decode_events, sse_events};
 use super::http::{Endpoint, LlmHttp, Upstream};
 use super::{
     Completion, CompletionRequest, EventStream, FinishReason, LlmProvider, ModelInfo,
@@ -282,7 +282,7 @@ impl LlmProvider for AnthropicProvider {
 
     async fn stream(&self, req: &CompletionRequest) -> Result<EventStream, ProviderError> {
         let upstream = self.post_messages(req, true).await?;
-        let events = sse_events(lines(PROVIDER, upstream.into_chunks()));
+        let events = sse_events(PROVIDER, upstream.into_chunks());
         let mut usage = StreamUsage::default();
         Ok(decode_events(PROVIDER, events, move |event| {
             decode_event(&event.data, &mut usage)
@@ -316,7 +316,6 @@ mod tests {
     use axum::response::{IntoResponse, Response};
     use axum::routing::{get, post};
     use bytes::Bytes;
-    use futures::StreamExt;
     use serde_json::{Value, json};
 
     use super::*;
@@ -420,12 +419,7 @@ mod tests {
         })
         .await;
 
-        let events: Vec<_> = provider
-            .stream(&user_request("claude-x", "Hi"))
-            .await
-            .unwrap()
-            .collect()
-            .await;
+        let events = stream_results(&provider, "claude-x").await;
 
         assert!(
             matches!(events.last(), Some(Err(ProviderError::Upstream { status: 529, message, .. })) if message == "Overloaded"),
@@ -443,12 +437,7 @@ mod tests {
         })
         .await;
 
-        let events: Vec<_> = provider
-            .stream(&user_request("claude-x", "Hi"))
-            .await
-            .unwrap()
-            .collect()
-            .await;
+        let events = stream_results(&provider, "claude-x").await;
 
         assert!(
             matches!(

@@ -1,8 +1,15 @@
 //! Framing of streamed bodies: bytes into lines (Ollama's NDJSON), lines into server-sent
 //! events (OpenAI and Anthropic), and provider frames into [`StreamEvent`]s with the
 //! end-of-stream rules every provider shares.
+//!
+//! Each is a plain [`Stream`] over the one before it, not an `unfold` of async blocks: every
+//! token of every streamed answer passes through all of them, and a line is read in place in
+//! the body's buffer instead of being copied into a string of its own.
 
-use bytes::{Bytes, BytesMut};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
@@ -11,52 +18,104 @@ use super::{EventStream, FinishReason, ProviderError, StreamEvent, Usage};
 /// Longest line accepted from a provider; a longer one means a broken or hostile upstream.
 const MAX_LINE_BYTES: usize = 1024 * 1024;
 
+/// A body read line by line, each line borrowed from the buffer until the next is read.
+struct LineReader {
+    provider: &'static str,
+    chunks: BoxStream<'static, Result<Bytes, ProviderError>>,
+    buffer: BytesMut,
+    /// Bytes at the start of `buffer` already searched for a newline.
+    searched: usize,
+    /// Bytes at the start of `buffer` of the line handed out last, dropped on the next read.
+    handed_out: usize,
+    finished: bool,
+}
+
+impl LineReader {
+    fn new(
+        provider: &'static str,
+        chunks: impl Stream<Item = Result<Bytes, ProviderError>> + Send + 'static,
+    ) -> Self {
+        Self {
+            provider,
+            chunks: chunks.boxed(),
+            buffer: BytesMut::new(),
+            searched: 0,
+            handed_out: 0,
+            finished: false,
+        }
+    }
+
+    /// The next UTF-8 line without its `\n` / `\r\n`. A last line without a newline is still
+    /// a line; an error from the body passes through and ends the lines.
+    fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<&str, ProviderError>>> {
+        self.buffer.advance(std::mem::take(&mut self.handed_out));
+        loop {
+            if let Some(offset) = memchr::memchr(b'\n', &self.buffer[self.searched..]) {
+                let end = self.searched + offset;
+                (self.handed_out, self.searched) = (end + 1, 0);
+                return Poll::Ready(Some(decode_line(self.provider, &self.buffer[..end])));
+            }
+            self.searched = self.buffer.len();
+            if self.finished {
+                if self.buffer.is_empty() {
+                    return Poll::Ready(None);
+                }
+                (self.handed_out, self.searched) = (self.buffer.len(), 0);
+                return Poll::Ready(Some(decode_line(self.provider, &self.buffer)));
+            }
+            if self.buffer.len() > MAX_LINE_BYTES {
+                self.end();
+                return Poll::Ready(Some(Err(ProviderError::Protocol {
+                    provider: self.provider,
+                    message: format!("stream line longer than {MAX_LINE_BYTES} bytes"),
+                })));
+            }
+            match ready!(self.chunks.poll_next_unpin(cx)) {
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Some(Err(error)) => {
+                    self.end();
+                    return Poll::Ready(Some(Err(error)));
+                }
+                None => self.finished = true,
+            }
+        }
+    }
+
+    /// No more lines: what is buffered is dropped.
+    fn end(&mut self) {
+        self.finished = true;
+        self.buffer = BytesMut::new();
+        (self.searched, self.handed_out) = (0, 0);
+    }
+}
+
+fn decode_line<'a>(provider: &'static str, raw: &'a [u8]) -> Result<&'a str, ProviderError> {
+    let text = std::str::from_utf8(raw).map_err(|_| ProviderError::Protocol {
+        provider,
+        message: "stream line is not UTF-8".to_owned(),
+    })?;
+    Ok(text.strip_suffix('\r').unwrap_or(text))
+}
+
+/// A body's lines, each its own string (Ollama's NDJSON).
+pub struct Lines(LineReader);
+
 /// Splits a byte stream into UTF-8 lines without their `\n` / `\r\n`. A last line without a
 /// newline is still yielded; errors from the byte stream pass through and end the stream.
 pub fn lines(
     provider: &'static str,
     chunks: impl Stream<Item = Result<Bytes, ProviderError>> + Send + 'static,
-) -> BoxStream<'static, Result<String, ProviderError>> {
-    let state = (chunks.boxed(), BytesMut::new(), false);
-    futures::stream::unfold(
-        state,
-        move |(mut chunks, mut buffer, mut finished)| async move {
-            loop {
-                if let Some(end) = buffer.iter().position(|&byte| byte == b'\n') {
-                    let line = buffer.split_to(end + 1);
-                    return Some((decode_line(provider, &line), (chunks, buffer, finished)));
-                }
-                if finished {
-                    if buffer.is_empty() {
-                        return None;
-                    }
-                    let line = buffer.split();
-                    return Some((decode_line(provider, &line), (chunks, buffer, finished)));
-                }
-                if buffer.len() > MAX_LINE_BYTES {
-                    let error = ProviderError::Protocol {
-                        provider,
-                        message: format!("stream line longer than {MAX_LINE_BYTES} bytes"),
-                    };
-                    return Some((Err(error), (chunks, BytesMut::new(), true)));
-                }
-                match chunks.next().await {
-                    Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
-                    Some(Err(error)) => return Some((Err(error), (chunks, BytesMut::new(), true))),
-                    None => finished = true,
-                }
-            }
-        },
-    )
-    .boxed()
+) -> Lines {
+    Lines(LineReader::new(provider, chunks))
 }
 
-fn decode_line(provider: &'static str, raw: &[u8]) -> Result<String, ProviderError> {
-    let text = std::str::from_utf8(raw).map_err(|_| ProviderError::Protocol {
-        provider,
-        message: "stream line is not UTF-8".to_owned(),
-    })?;
-    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+impl Stream for Lines {
+    type Item = Result<String, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let line = ready!(self.0.poll_line(cx));
+        Poll::Ready(line.map(|line| line.map(str::to_owned)))
+    }
 }
 
 /// One server-sent event: its `event:` name (if any) and its `data:` lines joined by `\n`.
@@ -66,47 +125,69 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// Groups lines into server-sent events (a blank line ends an event; comments and other
-/// fields are ignored), per the WHATWG event-stream format.
+/// A body's server-sent events.
+pub struct SseEvents {
+    lines: LineReader,
+    /// The event being read: its name and data so far.
+    event: Option<String>,
+    data: Option<String>,
+}
+
+/// Groups a byte stream's lines into server-sent events (a blank line ends an event; comments
+/// and other fields are ignored), per the WHATWG event-stream format. Errors from the byte
+/// stream pass through and end the events.
 pub fn sse_events(
-    lines: BoxStream<'static, Result<String, ProviderError>>,
-) -> BoxStream<'static, Result<SseEvent, ProviderError>> {
-    futures::stream::unfold(Some(lines), |state| async move {
-        let mut lines = state?;
-        let mut event: Option<String> = None;
-        let mut data: Option<String> = None;
+    provider: &'static str,
+    chunks: impl Stream<Item = Result<Bytes, ProviderError>> + Send + 'static,
+) -> SseEvents {
+    SseEvents {
+        lines: LineReader::new(provider, chunks),
+        event: None,
+        data: None,
+    }
+}
+
+impl Stream for SseEvents {
+    type Item = Result<SseEvent, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
         loop {
-            let line = match lines.next().await {
+            let line = match ready!(this.lines.poll_line(cx)) {
                 Some(Ok(line)) => line,
-                Some(Err(error)) => return Some((Err(error), None)),
+                Some(Err(error)) => {
+                    (this.event, this.data) = (None, None);
+                    return Poll::Ready(Some(Err(error)));
+                }
                 None => {
-                    let last = data.map(|data| Ok(SseEvent { event, data }));
-                    return last.map(|event| (event, None));
+                    let event = this.event.take();
+                    let last = this.data.take().map(|data| Ok(SseEvent { event, data }));
+                    return Poll::Ready(last);
                 }
             };
             if line.is_empty() {
-                if let Some(data) = data.take() {
-                    return Some((Ok(SseEvent { event, data }), Some(lines)));
+                if let Some(data) = this.data.take() {
+                    let event = this.event.take();
+                    return Poll::Ready(Some(Ok(SseEvent { event, data })));
                 }
-                event = None;
+                this.event = None;
                 continue;
             }
-            let (field, value) = line.split_once(':').unwrap_or((line.as_str(), ""));
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
             let value = value.strip_prefix(' ').unwrap_or(value);
             match field {
-                "event" => event = Some(value.to_owned()),
-                "data" => match data.as_mut() {
+                "event" => this.event = Some(value.to_owned()),
+                "data" => match this.data.as_mut() {
                     Some(joined) => {
                         joined.push('\n');
                         joined.push_str(value);
                     }
-                    None => data = Some(value.to_owned()),
+                    None => this.data = Some(value.to_owned()),
                 },
                 _ => {}
             }
         }
-    })
-    .boxed()
+    }
 }
 
 /// What one provider frame means for the caller.
@@ -120,36 +201,55 @@ pub enum Frame {
 
 /// Turns a provider's frames into stream events with `decode`. The stream ends after the
 /// first `Done` or error; frames that end without a `Done` mean the answer was cut.
-pub fn decode_events<F, D>(
-    provider: &'static str,
-    frames: BoxStream<'static, Result<F, ProviderError>>,
-    decode: D,
-) -> EventStream
+pub fn decode_events<S, F, D>(provider: &'static str, frames: S, decode: D) -> EventStream
 where
-    F: Send + 'static,
-    D: FnMut(F) -> Result<Frame, ProviderError> + Send + 'static,
+    S: Stream<Item = Result<F, ProviderError>> + Unpin + Send + 'static,
+    D: FnMut(F) -> Result<Frame, ProviderError> + Unpin + Send + 'static,
 {
-    futures::stream::unfold(Some((frames, decode)), move |state| async move {
-        let (mut frames, mut decode) = state?;
-        loop {
-            let decoded = match frames.next().await {
-                None => Err(ProviderError::StreamCut { provider }),
-                Some(Err(error)) => Err(error),
-                Some(Ok(frame)) => decode(frame),
-            };
-            match decoded {
-                Ok(Frame::Ignore) => continue,
-                Ok(Frame::Token(text)) => {
-                    return Some((Ok(StreamEvent::Token(text)), Some((frames, decode))));
-                }
-                Ok(Frame::Done(usage, finish)) => {
-                    return Some((Ok(StreamEvent::Done { usage, finish }), None));
-                }
-                Err(error) => return Some((Err(error), None)),
-            }
-        }
-    })
+    DecodeEvents {
+        provider,
+        frames,
+        decode,
+        ended: false,
+    }
     .boxed()
+}
+
+struct DecodeEvents<S, D> {
+    provider: &'static str,
+    frames: S,
+    decode: D,
+    ended: bool,
+}
+
+impl<S, F, D> Stream for DecodeEvents<S, D>
+where
+    S: Stream<Item = Result<F, ProviderError>> + Unpin,
+    D: FnMut(F) -> Result<Frame, ProviderError> + Unpin,
+{
+    type Item = Result<StreamEvent, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        while !this.ended {
+            let decoded = match ready!(this.frames.poll_next_unpin(cx)) {
+                None => Err(ProviderError::StreamCut {
+                    provider: this.provider,
+                }),
+                Some(Err(error)) => Err(error),
+                Some(Ok(frame)) => (this.decode)(frame),
+            };
+            let event = match decoded {
+                Ok(Frame::Ignore) => continue,
+                Ok(Frame::Token(text)) => return Poll::Ready(Some(Ok(StreamEvent::Token(text)))),
+                Ok(Frame::Done(usage, finish)) => Ok(StreamEvent::Done { usage, finish }),
+                Err(error) => Err(error),
+            };
+            this.ended = true;
+            return Poll::Ready(Some(event));
+        }
+        Poll::Ready(None)
+    }
 }
 
 #[cfg(test)]
@@ -180,10 +280,7 @@ mod tests {
             ": keep-alive\n\nevent: message_start\ndata: {\"x\":",
             "1}\n\ndata: a\ndata: b\n\ndata: [DONE]\n\n",
         ]);
-        let events: Vec<SseEvent> = sse_events(lines("p", input))
-            .map(Result::unwrap)
-            .collect()
-            .await;
+        let events: Vec<SseEvent> = sse_events("p", input).map(Result::unwrap).collect().await;
         assert_eq!(
             events,
             [
@@ -201,6 +298,31 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn sse_events_accept_crlf_lines_split_anywhere() {
+        let input = chunks(&["data: {\"a\"", ":1}\r", "\n\r\nda", "ta: 2\r\n", "\r\n"]);
+        let data: Vec<String> = sse_events("p", input)
+            .map(|event| event.unwrap().data)
+            .collect()
+            .await;
+        assert_eq!(data, ["{\"a\":1}", "2"]);
+    }
+
+    #[tokio::test]
+    async fn a_broken_body_ends_the_events_with_its_error() {
+        let parts = vec![
+            Ok(Bytes::from_static(b"data: 1\n\ndata: half")),
+            Err(ProviderError::StreamCut { provider: "p" }),
+            Ok(Bytes::from_static(b"\n\ndata: after\n\n")),
+        ];
+        let events: Vec<_> = sse_events("p", futures::stream::iter(parts))
+            .collect()
+            .await;
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0].as_ref().unwrap().data, "1");
+        assert!(matches!(events[1], Err(ProviderError::StreamCut { .. })));
     }
 
     #[tokio::test]

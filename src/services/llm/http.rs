@@ -4,16 +4,19 @@
 //! Retries happen only here, before any byte of the answer has been handed to a caller,
 //! so a retried request can never duplicate text a client already received.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Request, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::ProviderError;
 use super::clients::{Clients, MakeClient, STREAMS_PER_LANE, Ticket};
@@ -331,26 +334,59 @@ impl Upstream {
     /// The body as it arrives. Each chunk must come within the idle limit and before the
     /// deadline; a broken connection is `StreamCut`. The stream owns the response, so
     /// dropping it closes the connection.
-    pub fn into_chunks(self) -> BoxStream<'static, Result<Bytes, ProviderError>> {
-        let Self {
-            provider,
-            response,
-            _ticket: ticket,
-            deadline,
-            idle_timeout,
-        } = self;
-        let body = response.bytes_stream().boxed();
-        futures::stream::unfold(Some((body, ticket)), move |state| async move {
-            let (mut body, ticket) = state?;
-            let limit = deadline.min(Instant::now() + idle_timeout);
-            match tokio::time::timeout_at(limit, body.next()).await {
-                Err(_elapsed) => Some((Err(ProviderError::Timeout { provider }), None)),
-                Ok(None) => None,
-                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some((body, ticket)))),
-                Ok(Some(Err(_broken))) => Some((Err(ProviderError::StreamCut { provider }), None)),
+    pub fn into_chunks(self) -> BodyChunks {
+        let limit = self.deadline.min(Instant::now() + self.idle_timeout);
+        BodyChunks {
+            provider: self.provider,
+            body: Some(self.response.bytes_stream().boxed()),
+            _ticket: self._ticket,
+            deadline: self.deadline,
+            idle_timeout: self.idle_timeout,
+            timer: Box::pin(tokio::time::sleep_until(limit)),
+        }
+    }
+}
+
+/// A streamed body, chunk by chunk, within its idle limit and deadline. One timer is moved
+/// on at every chunk rather than a new one set up per chunk: a streamed answer is a chunk
+/// per token.
+pub struct BodyChunks {
+    provider: &'static str,
+    /// `None` once the body ended, failed or timed out.
+    body: Option<BoxStream<'static, reqwest::Result<Bytes>>>,
+    _ticket: Ticket,
+    deadline: Instant,
+    idle_timeout: Duration,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Stream for BodyChunks {
+    type Item = Result<Bytes, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let Some(body) = this.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let item = match body.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                let limit = this.deadline.min(Instant::now() + this.idle_timeout);
+                this.timer.as_mut().reset(limit);
+                return Poll::Ready(Some(Ok(chunk)));
             }
-        })
-        .boxed()
+            Poll::Ready(None) => None,
+            Poll::Ready(Some(Err(_broken))) => Some(Err(ProviderError::StreamCut {
+                provider: this.provider,
+            })),
+            Poll::Pending => {
+                ready!(this.timer.as_mut().poll(cx));
+                Some(Err(ProviderError::Timeout {
+                    provider: this.provider,
+                }))
+            }
+        };
+        this.body = None;
+        Poll::Ready(item)
     }
 }
 

@@ -231,7 +231,6 @@ mod tests {
     use axum::response::{IntoResponse, Response};
     use axum::routing::{get, post};
     use bytes::Bytes;
-    use futures::StreamExt;
     use serde_json::{Value, json};
 
     use super::*;
@@ -310,12 +309,7 @@ mod tests {
             mock_chat(|| cut_after("application/x-ndjson", vec![format!("{}\n", line("Hel"))]))
                 .await;
 
-        let events: Vec<_> = provider
-            .stream(&user_request("llama3.2", "Hi"))
-            .await
-            .unwrap()
-            .collect()
-            .await;
+        let events = stream_results(&provider, "llama3.2").await;
 
         assert!(
             matches!(events.first(), Some(Ok(StreamEvent::Token(_)))),
@@ -340,12 +334,7 @@ mod tests {
         })
         .await;
 
-        let events: Vec<_> = provider
-            .stream(&user_request("llama3.2", "Hi"))
-            .await
-            .unwrap()
-            .collect()
-            .await;
+        let events = stream_results(&provider, "llama3.2").await;
 
         assert!(
             matches!(events.last(), Some(Err(ProviderError::Upstream { message, .. })) if message == "model runner crashed"),

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use reqwest::RequestBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::framing::{Frame, decode_events, lines, sse_events};
+use super::framing::{Frame, decode_events, sse_events};
 use super::http::{Endpoint, LlmHttp, Upstream};
 use super::{
     ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, FinishReason,
@@ -225,7 +225,11 @@ fn decode_chunk(data: &str, end: &mut StreamEnd) -> Result<Frame, ProviderError>
         if let Some(reason) = choice.finish_reason.as_deref() {
             end.finish = FinishReason::from_provider(Some(reason));
         }
-        text.extend(choice.delta.content);
+        match choice.delta.content {
+            Some(content) if text.is_empty() => text = content,
+            Some(content) => text.push_str(&content),
+            None => {}
+        }
     }
     Ok(if text.is_empty() {
         Frame::Ignore
@@ -263,7 +267,7 @@ impl LlmProvider for OpenAiProvider {
 
     async fn stream(&self, req: &CompletionRequest) -> Result<EventStream, ProviderError> {
         let upstream = self.post_chat(req, true).await?;
-        let events = sse_events(lines(PROVIDER, upstream.into_chunks()));
+        let events = sse_events(PROVIDER, upstream.into_chunks());
         let mut end = StreamEnd::default();
         Ok(decode_events(PROVIDER, events, move |event| {
             decode_chunk(&event.data, &mut end)
@@ -586,12 +590,7 @@ mod tests {
         let (base_url, _) =
             mock_chat(|| cut_after("text/event-stream", vec![chunk("Hel"), chunk("lo")])).await;
 
-        let events: Vec<_> = provider(&base_url)
-            .stream(&user_request("m", "Hi"))
-            .await
-            .unwrap()
-            .collect()
-            .await;
+        let events = stream_results(&provider(&base_url), "m").await;
 
         assert_eq!(events.len(), 3, "{events:?}");
         assert!(matches!(events[0], Ok(StreamEvent::Token(_))));
@@ -608,12 +607,7 @@ mod tests {
     async fn a_stream_closed_without_done_is_cut() {
         let (base_url, _) = mock_chat(|| sse(vec![chunk("Hel")])).await;
 
-        let events: Vec<_> = provider(&base_url)
-            .stream(&user_request("m", "Hi"))
-            .await
-            .unwrap()
-            .collect()
-            .await;
+        let events = stream_results(&provider(&base_url), "m").await;
 
         assert!(
             matches!(events.last(), Some(Err(ProviderError::StreamCut { .. }))),
@@ -628,15 +622,35 @@ mod tests {
         let http = http_with_timeouts(Duration::from_secs(30), Duration::from_millis(200));
         let provider = OpenAiProvider::new(http, &base_url, None);
 
-        let events: Vec<_> = provider
-            .stream(&user_request("m", "Hi"))
-            .await
-            .unwrap()
-            .collect()
-            .await;
+        let events = stream_results(&provider, "m").await;
 
         assert!(
             matches!(events.last(), Some(Err(ProviderError::Timeout { .. }))),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_idle_limit_runs_from_the_last_chunk_not_from_the_start() {
+        // Six chunks 100 ms apart: 0.5 s in all, each gap well inside the 300 ms limit.
+        let mut parts: Vec<String> = ["a", "b", "c", "d"].map(chunk).into();
+        parts.extend([usage_chunk(), "data: [DONE]\n\n".to_owned()]);
+        let (base_url, _) = mock_chat(move || {
+            paced(
+                "text/event-stream",
+                parts.clone(),
+                Duration::from_millis(100),
+            )
+        })
+        .await;
+        let http = http_with_timeouts(Duration::from_secs(30), Duration::from_millis(300));
+        let provider = OpenAiProvider::new(http, &base_url, None);
+
+        let events = stream_results(&provider, "m").await;
+
+        assert_eq!(events.len(), 5, "{events:?}");
+        assert!(
+            matches!(events.last(), Some(Ok(StreamEvent::Done { .. }))),
             "{events:?}"
         );
     }

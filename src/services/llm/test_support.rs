@@ -16,7 +16,10 @@ use futures::{Stream, StreamExt};
 use tokio::sync::oneshot;
 
 use super::http::{LlmHttp, RetryPolicy};
-use super::{ChatMessage, CompletionRequest, FinishReason, LlmProvider, Role, StreamEvent, Usage};
+use super::{
+    ChatMessage, CompletionRequest, FinishReason, LlmProvider, ProviderError, Role, StreamEvent,
+    Usage,
+};
 
 /// Serves `router` on a fresh local port and returns its base URL (`http://127.0.0.1:PORT`).
 /// The listener is bound before this returns, so requests never race the server start.
@@ -48,11 +51,20 @@ pub fn http_with_timeouts(timeout: Duration, idle_timeout: Duration) -> LlmHttp 
 
 /// Every event of `provider`'s stream answering "Hi" with `model`; each must be `Ok`.
 pub async fn streamed(provider: &dyn LlmProvider, model: &str) -> Vec<StreamEvent> {
+    let results = stream_results(provider, model).await;
+    results.into_iter().map(Result::unwrap).collect()
+}
+
+/// Every item of `provider`'s stream answering "Hi" with `model`, errors included; the
+/// stream itself must start.
+pub async fn stream_results(
+    provider: &dyn LlmProvider,
+    model: &str,
+) -> Vec<Result<StreamEvent, ProviderError>> {
     provider
         .stream(&user_request(model, "Hi"))
         .await
         .unwrap()
-        .map(Result::unwrap)
         .collect()
         .await
 }
@@ -157,6 +169,14 @@ pub fn hold_open(
         Ok(Bytes::from_static(keep_alive.as_bytes()))
     });
     streaming(content_type, Body::from_stream(chunks(parts).chain(ticks)))
+}
+
+/// Sends `parts` one every `period`: a provider that is slow but never silent for longer.
+pub fn paced(content_type: &'static str, parts: Vec<String>, period: Duration) -> Response {
+    let paced = chunks(parts)
+        .zip(tokio_stream_interval(period))
+        .map(|(part, ())| part);
+    streaming(content_type, Body::from_stream(paced))
 }
 
 /// Sends `parts`, then goes silent with the connection open: a stalled provider.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use support::{free_port, millis, percentile, start_ragd, token_for};
+use support::{cpu_seconds, free_port, millis, percentile, start_ragd, token_for};
 
 mod support;
 
@@ -55,14 +55,6 @@ async fn mock_upstream(delay: Duration) -> String {
         }),
     );
     support::serve_upstream(router).await
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
 }
 
 /// The user message: "Say hello", or with `GATEWAY_BENCH_PROMPT_BYTES` set, that many bytes of

@@ -2,7 +2,7 @@
 //! streams `POST /api/v1/chat/stream` (no RAG) from an in-process mock OpenAI upstream that
 //! waits 2 s before the first token, then sends 50 tokens 100 ms apart. Reports the share of
 //! streams that completed (`done` event), the client's time to first token minus the mock's
-//! 2 s (the added TTFT), and ragd's peak RSS (VmHWM) and thread count.
+//! 2 s (the added TTFT), and ragd's peak RSS (VmHWM), CPU time and thread count.
 //!
 //! The mock speaks HTTP/2 over TLS, as OpenAI's API does, so ragd's upstream streams share
 //! one connection; `STREAMS_BENCH_UPSTREAM=http1` makes it plain HTTP/1.1 instead (as a
@@ -260,6 +260,7 @@ async fn main() {
         .await
         .expect("register and sign in within 10 s");
     let idle_rss_kb = status_field(pid, "VmRSS:").unwrap_or(0);
+    let cpu_before = support::cpu_seconds(pid);
 
     let peak_threads = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let sampler = {
@@ -307,6 +308,7 @@ async fn main() {
     let wall = started.elapsed();
     sampler.abort();
     let peak_rss_kb = status_field(pid, "VmHWM:").unwrap_or(0);
+    let cpu = support::cpu_seconds(pid) - cpu_before;
     let threads_after = status_field(pid, "Threads:").unwrap_or(0);
     ttfts.sort_unstable();
     totals.sort_unstable();
@@ -357,6 +359,7 @@ async fn main() {
         peak_threads.load(std::sync::atomic::Ordering::Relaxed),
         threads_after
     );
+    println!("ragd: {cpu:.2} s of CPU (user + system) for the run");
     for (failure, count) in &failures {
         println!("failed: {count} x {failure}");
     }

@@ -26,6 +26,11 @@
 //!   opens one. So each lane holds one connection.
 //! - A call through an HTTP/2-only lane that cannot connect sends its server back to
 //!   negotiating.
+//! - First contact: until the first connection to a server is made, one call makes it and the
+//!   others wait for it (at most the connect timeout), so that a burst of calls to a server not
+//!   yet known opens one connection and learns its protocol, instead of each call negotiating
+//!   a TLS connection of its own. If that connection fails, the waiting calls go ahead on their
+//!   own.
 //!
 //! All clients share one TLS configuration (the platform's root certificates are loaded and
 //! held once). Servers are the configured providers' base URLs, so their number is small.
@@ -36,6 +41,8 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll, ready};
 
 use hyper_util::client::legacy::connect::Connection;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 use tower::{Layer, Service};
 
 /// Calls in flight per lane; see the module documentation.
@@ -65,7 +72,73 @@ pub struct Clients {
 struct Server {
     negotiating: Lanes,
     http2_only: Lanes,
-    speaks_http2: Arc<AtomicBool>,
+    contact: Arc<Contact>,
+}
+
+/// What is known of a server's protocol, shared by its lanes and the connections they make.
+#[derive(Default)]
+pub struct Contact {
+    speaks_http2: AtomicBool,
+    /// The first connection to the server was made or failed (since it was first called, or
+    /// sent back to negotiating): calls no longer wait for it.
+    contacted: AtomicBool,
+    /// A call is making the first connection.
+    probing: AtomicBool,
+    /// Wakes the calls waiting for the first connection.
+    settled: Notify,
+}
+
+impl Contact {
+    /// A connection was made; `http2` if it negotiated HTTP/2.
+    fn connected(&self, http2: bool) {
+        if http2 {
+            self.speaks_http2.store(true, Ordering::Release);
+        }
+        self.settle();
+    }
+
+    /// First contact is over, whether a connection was made or not.
+    fn settle(&self) {
+        self.contacted.store(true, Ordering::Release);
+        self.probe_ended();
+    }
+
+    fn probe_ended(&self) {
+        self.probing.store(false, Ordering::Release);
+        self.settled.notify_waiters();
+    }
+
+    /// Waits, until `until` at most, while another call makes the first connection to the
+    /// server. Returns a probe when this call is to make it.
+    async fn first_contact(self: &Arc<Self>, until: Instant) -> Option<Probe> {
+        if self.contacted.load(Ordering::Acquire) {
+            return None;
+        }
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.contacted.load(Ordering::Acquire) {
+                return None;
+            }
+            if !self.probing.swap(true, Ordering::AcqRel) {
+                return Some(Probe(self.clone()));
+            }
+            if tokio::time::timeout_at(until, settled).await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+/// Held by the call making the first connection to a server. If that call ends without a
+/// connection being made or failing (it was cancelled), another waiting call takes over.
+struct Probe(Arc<Contact>);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.0.probe_ended();
+    }
 }
 
 /// The client one call goes through, holding the call's place in its lane until dropped.
@@ -74,6 +147,7 @@ pub struct Ticket {
     _place: Option<Place>,
     server: Arc<Server>,
     http2_only: bool,
+    _probe: Option<Probe>,
 }
 
 impl Ticket {
@@ -84,7 +158,9 @@ impl Ticket {
     /// The call could not connect: if it went through an HTTP/2-only lane, the server's next
     /// calls negotiate the protocol again.
     pub fn connect_failed(&self) {
-        if self.http2_only && self.server.speaks_http2.swap(false, Ordering::AcqRel) {
+        let contact = &self.server.contact;
+        if self.http2_only && contact.speaks_http2.swap(false, Ordering::AcqRel) {
+            contact.contacted.store(false, Ordering::Release);
             tracing::warn!(
                 "an HTTP/2 lane cannot connect; calls to its server negotiate the protocol again"
             );
@@ -134,10 +210,12 @@ impl Clients {
         &self.builder
     }
 
-    /// The client for one call to `url`.
-    pub fn ticket(&self, url: &reqwest::Url) -> Ticket {
+    /// The client for one call to `url`; waits (until `until` at most) while another call
+    /// makes the first connection to its server.
+    pub async fn ticket(&self, url: &reqwest::Url, until: Instant) -> Ticket {
         let server = self.server(url);
-        let http2_only = server.speaks_http2.load(Ordering::Acquire);
+        let probe = server.contact.first_contact(until).await;
+        let http2_only = server.contact.speaks_http2.load(Ordering::Acquire);
         let lanes = if http2_only {
             &server.http2_only
         } else {
@@ -149,14 +227,20 @@ impl Clients {
                 _place: Some(place),
                 server,
                 http2_only,
+                _probe: probe,
             },
-            // No lane could be built: the builder is a negotiating client too.
-            None => Ticket {
-                client: self.builder.clone(),
-                _place: None,
-                server,
-                http2_only: false,
-            },
+            // No lane could be built: the builder is a negotiating client too, but what its
+            // connections negotiate is not noted, so no call waits for them.
+            None => {
+                server.contact.settle();
+                Ticket {
+                    client: self.builder.clone(),
+                    _place: None,
+                    server,
+                    http2_only: false,
+                    _probe: None,
+                }
+            }
         }
     }
 
@@ -164,20 +248,20 @@ impl Clients {
         if let Some(server) = find(&read(&self.servers), url) {
             return server;
         }
-        let speaks_http2 = Arc::new(AtomicBool::new(false));
+        let contact = Arc::new(Contact::default());
         let lanes = |kind, make_client: &Arc<MakeClient>| Lanes {
             kind,
             lanes: RwLock::default(),
             make_client: make_client.clone(),
             note: NoteHttp2 {
-                speaks_http2: speaks_http2.clone(),
+                contact: contact.clone(),
             },
             streams_per_lane: self.streams_per_lane,
         };
         let server = Server {
             negotiating: lanes("negotiating", &self.make_negotiating),
             http2_only: lanes("http2", &self.make_http2_only),
-            speaks_http2: speaks_http2.clone(),
+            contact: contact.clone(),
         };
         let mut servers = write(&self.servers);
         // Another call may have added it while this one waited.
@@ -227,10 +311,11 @@ fn find(servers: &[(Origin, Arc<Server>)], url: &reqwest::Url) -> Option<Arc<Ser
 }
 
 /// A layer around a negotiating client's connector: when a connection to the server negotiated
-/// HTTP/2, the server's next calls go through HTTP/2-only lanes.
+/// HTTP/2, the server's next calls go through HTTP/2-only lanes; when the first connection is
+/// made (or fails), the calls waiting for it go ahead.
 #[derive(Clone, Default)]
 pub struct NoteHttp2 {
-    speaks_http2: Arc<AtomicBool>,
+    contact: Arc<Contact>,
 }
 
 impl<S> Layer<S> for NoteHttp2 {
@@ -239,7 +324,7 @@ impl<S> Layer<S> for NoteHttp2 {
     fn layer(&self, inner: S) -> NotingHttp2<S> {
         NotingHttp2 {
             inner,
-            speaks_http2: self.speaks_http2.clone(),
+            contact: self.contact.clone(),
         }
     }
 }
@@ -248,7 +333,7 @@ impl<S> Layer<S> for NoteHttp2 {
 #[derive(Clone)]
 pub struct NotingHttp2<S> {
     inner: S,
-    speaks_http2: Arc<AtomicBool>,
+    contact: Arc<Contact>,
 }
 
 impl<S, Target> Service<Target> for NotingHttp2<S>
@@ -267,7 +352,7 @@ where
     fn call(&mut self, target: Target) -> Connecting<S::Future> {
         Connecting {
             inner: self.inner.call(target),
-            speaks_http2: self.speaks_http2.clone(),
+            contact: self.contact.clone(),
         }
     }
 }
@@ -277,7 +362,7 @@ pin_project_lite::pin_project! {
     pub struct Connecting<F> {
         #[pin]
         inner: F,
-        speaks_http2: Arc<AtomicBool>,
+        contact: Arc<Contact>,
     }
 }
 
@@ -291,10 +376,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let outcome = ready!(this.inner.poll(cx));
-        if let Ok(connection) = &outcome
-            && connection.connected().is_negotiated_h2()
-        {
-            this.speaks_http2.store(true, Ordering::Release);
+        match &outcome {
+            Ok(connection) => this
+                .contact
+                .connected(connection.connected().is_negotiated_h2()),
+            Err(_) => this.contact.settle(),
         }
         Poll::Ready(outcome)
     }
@@ -387,6 +473,7 @@ impl Lane {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn lanes(streams_per_lane: usize) -> Lanes {
         // Which client a lane holds does not matter here.
@@ -466,37 +553,30 @@ mod tests {
     /// What the connector layer does when a connection of the ticket's lane negotiated HTTP/2
     /// (tested over TLS in `http.rs`).
     fn negotiated_http2(ticket: &Ticket) {
-        ticket.server.speaks_http2.store(true, Ordering::Release);
+        ticket.server.contact.connected(true);
     }
 
-    #[test]
-    fn a_server_moves_to_http2_lanes_once_it_negotiated_http2_and_back_when_one_fails() {
-        let client = reqwest::Client::new();
-        let same = client.clone();
-        let clients = Clients::new(
-            Box::new(move |_| Ok(same.clone())),
-            Box::new(move |_| Ok(client.clone())),
-            2,
-        )
-        .unwrap();
+    #[tokio::test]
+    async fn a_server_moves_to_http2_lanes_once_it_negotiated_http2_and_back_when_one_fails() {
+        let clients = two_lane_clients();
         let openai = reqwest::Url::parse("https://api.example.com/v1/chat").unwrap();
         let models = reqwest::Url::parse("https://api.example.com/v1/models").unwrap();
         let local = reqwest::Url::parse("http://localhost:8000/v1/chat").unwrap();
 
-        let first = clients.ticket(&openai);
+        let first = clients.ticket(&openai, later()).await;
         assert!(!is_http2_only(&first));
-        assert!(!is_http2_only(&clients.ticket(&local)));
+        assert!(!is_http2_only(&clients.ticket(&local, later()).await));
         negotiated_http2(&first);
-        let next = clients.ticket(&models);
+        let next = clients.ticket(&models, later()).await;
         assert!(is_http2_only(&next), "the same origin");
-        assert!(!is_http2_only(&clients.ticket(&local)));
+        assert!(!is_http2_only(&clients.ticket(&local, later()).await));
 
         next.connect_failed();
-        assert!(!is_http2_only(&clients.ticket(&openai)));
+        assert!(!is_http2_only(&clients.ticket(&openai, later()).await));
     }
 
-    #[test]
-    fn without_any_lane_calls_go_through_the_builder_client() {
+    #[tokio::test]
+    async fn without_any_lane_calls_go_through_the_builder_client() {
         let built = std::sync::atomic::AtomicBool::new(false);
         // The first client (the builder) builds; every later one fails: reqwest refuses a
         // TLS setup of a type it does not know.
@@ -516,10 +596,69 @@ mod tests {
         });
         let clients = Clients::new(make, unbuildable, 2).unwrap();
         let url = reqwest::Url::parse("https://api.example.com/v1/chat").unwrap();
-        let first = clients.ticket(&url);
+        let first = clients.ticket(&url, later()).await;
         assert!(first._place.is_none());
         negotiated_http2(&first);
-        let next = clients.ticket(&url);
+        let next = clients.ticket(&url, later()).await;
         assert!(next._place.is_none() && !is_http2_only(&next));
+    }
+
+    #[tokio::test]
+    async fn calls_wait_while_the_first_connection_to_a_server_is_made() {
+        let (first, waiting) = first_and_second_call().await;
+        assert!(!waiting.is_finished(), "waits for the first connection");
+
+        negotiated_http2(&first);
+        assert!(
+            is_http2_only(&waiting.await.unwrap()),
+            "then goes through an HTTP/2 lane, as the first connection negotiated"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_first_call_that_ends_without_connecting_lets_the_next_make_the_connection() {
+        let (first, waiting) = first_and_second_call().await;
+        drop(first);
+        let second = waiting.await.unwrap();
+        assert!(second._probe.is_some(), "the waiting call makes it instead");
+    }
+
+    #[tokio::test]
+    async fn a_call_waits_for_the_first_connection_no_longer_than_it_is_given() {
+        // The first call holds its probe and never connects; the second goes ahead at its limit.
+        let clients = two_lane_clients();
+        let url = reqwest::Url::parse("https://api.example.com/v1/chat").unwrap();
+        let _first = clients.ticket(&url, later()).await;
+        let until = Instant::now() + Duration::from_millis(100);
+        let second = tokio::time::timeout(Duration::from_secs(5), clients.ticket(&url, until))
+            .await
+            .unwrap();
+        assert!(second._probe.is_none() && !is_http2_only(&second));
+    }
+
+    /// The first call to a server, and a second one sent 100 ms later (still waiting, unless
+    /// it was let go).
+    async fn first_and_second_call() -> (Ticket, tokio::task::JoinHandle<Ticket>) {
+        let clients = Arc::new(two_lane_clients());
+        let url = reqwest::Url::parse("https://api.example.com/v1/chat").unwrap();
+        let first = clients.ticket(&url, later()).await;
+        let second = tokio::spawn(async move { clients.ticket(&url, later()).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (first, second)
+    }
+
+    fn two_lane_clients() -> Clients {
+        let client = reqwest::Client::new();
+        let same = client.clone();
+        Clients::new(
+            Box::new(move |_| Ok(same.clone())),
+            Box::new(move |_| Ok(client.clone())),
+            2,
+        )
+        .unwrap()
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(30)
     }
 }

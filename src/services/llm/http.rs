@@ -207,7 +207,11 @@ impl LlmHttp {
                 provider,
                 message: "request body cannot be replayed".to_owned(),
             })?;
-            let ticket = self.clients.ticket(request.url());
+            let first_contact_limit = deadline.min(Instant::now() + CONNECT_TIMEOUT);
+            let ticket = self
+                .clients
+                .ticket(request.url(), first_contact_limit)
+                .await;
             let outcome = self.attempt(provider, &ticket, this_try, deadline).await;
             let error = match outcome {
                 Ok(response) => {
@@ -711,6 +715,24 @@ mod tests {
         // found no connection in its lane opened one.
         assert_eq!(connections.load(Ordering::SeqCst), 1 + 3);
         first.abort();
+        burst.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+
+    #[tokio::test]
+    async fn a_first_burst_to_a_server_not_yet_known_opens_one_connection_to_learn_its_protocol() {
+        let (url, connections, tls) = h2_server(4, Duration::from_secs(5), endless).await;
+        let http = calling_with(&tls, 4);
+        let burst: Vec<_> = (0..12)
+            .map(|_| {
+                let (http, url) = (http.clone(), url.clone());
+                tokio::spawn(async move { http.send("p", http.client().post(&url)).await.is_ok() })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // One call's connection learnt HTTP/2; the other 11 waited for it and went through
+        // HTTP/2 lanes of 4 streams. Without the wait, each call negotiated a connection of
+        // its own: 12.
+        assert_eq!(connections.load(Ordering::SeqCst), 1 + 3);
         burst.iter().for_each(tokio::task::JoinHandle::abort);
     }
 

@@ -77,7 +77,7 @@ struct Server {
 
 /// What is known of a server's protocol, shared by its lanes and the connections they make.
 #[derive(Default)]
-pub struct Contact {
+struct Contact {
     speaks_http2: AtomicBool,
     /// The first connection to the server was made or failed (since it was first called, or
     /// sent back to negotiating): calls no longer wait for it.
@@ -133,6 +133,8 @@ impl Contact {
 
 /// Held by the call making the first connection to a server. If that call ends without a
 /// connection being made or failing (it was cancelled), another waiting call takes over.
+/// (A probe outliving its server's return to negotiating may let a second call connect
+/// alongside the new probe: one connection more, once.)
 struct Probe(Arc<Contact>);
 
 impl Drop for Probe {

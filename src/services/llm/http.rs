@@ -342,8 +342,7 @@ impl Upstream {
         let limit = self.deadline.min(Instant::now() + self.idle_timeout);
         BodyChunks {
             provider: self.provider,
-            body: Some(self.response.bytes_stream().boxed()),
-            _ticket: self._ticket,
+            body: Some((self.response.bytes_stream().boxed(), self._ticket)),
             deadline: self.deadline,
             idle_timeout: self.idle_timeout,
             timer: Box::pin(tokio::time::sleep_until(limit)),
@@ -356,9 +355,9 @@ impl Upstream {
 /// per token.
 pub struct BodyChunks {
     provider: &'static str,
-    /// `None` once the body ended, failed or timed out.
-    body: Option<BoxStream<'static, reqwest::Result<Bytes>>>,
-    _ticket: Ticket,
+    /// The body, and the call's place in its lane; both let go as soon as the body ended,
+    /// failed or timed out.
+    body: Option<(BoxStream<'static, reqwest::Result<Bytes>>, Ticket)>,
     deadline: Instant,
     idle_timeout: Duration,
     timer: Pin<Box<Sleep>>,
@@ -369,7 +368,7 @@ impl Stream for BodyChunks {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let Some(body) = this.body.as_mut() else {
+        let Some((body, _ticket)) = this.body.as_mut() else {
             return Poll::Ready(None);
         };
         let item = match body.poll_next_unpin(cx) {

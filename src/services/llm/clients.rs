@@ -27,10 +27,10 @@
 //! - A call through an HTTP/2-only lane that cannot connect sends its server back to
 //!   negotiating.
 //! - First contact: until the first connection to a server is made, one call makes it and the
-//!   others wait for it (at most the connect timeout), so that a burst of calls to a server not
-//!   yet known opens one connection and learns its protocol, instead of each call negotiating
-//!   a TLS connection of its own. If that connection fails, the waiting calls go ahead on their
-//!   own.
+//!   others wait for it (at most a second), so that a burst of calls to a server not yet known
+//!   opens one connection and learns its protocol, instead of each call negotiating a TLS
+//!   connection of its own. If that connection fails or is slow, the waiting calls go ahead on
+//!   their own.
 //!
 //! All clients share one TLS configuration (the platform's root certificates are loaded and
 //! held once). Servers are the configured providers' base URLs, so their number is small.

@@ -22,6 +22,11 @@ use super::ProviderError;
 use super::clients::{Clients, MakeClient, STREAMS_PER_LANE, Ticket};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call waits while another makes the first connection to their server (see
+/// `clients`). A TLS handshake with a hosted API takes well under a second; a provider that
+/// does not answer its first connection within one is not worth holding every call for until
+/// the connect timeout, so they then go ahead on their own.
+const FIRST_CONTACT_WAIT: Duration = Duration::from_secs(1);
 /// Idle pooled connections are closed before typical load balancers drop them silently.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// How many bytes an HTTP/2 upstream (OpenAI's API, over TLS) may send ahead of what ragd has
@@ -207,7 +212,7 @@ impl LlmHttp {
                 provider,
                 message: "request body cannot be replayed".to_owned(),
             })?;
-            let first_contact_limit = deadline.min(Instant::now() + CONNECT_TIMEOUT);
+            let first_contact_limit = deadline.min(Instant::now() + FIRST_CONTACT_WAIT);
             let ticket = self
                 .clients
                 .ticket(request.url(), first_contact_limit)

@@ -15,7 +15,8 @@ use futures::{Stream, StreamExt};
 
 use super::{EventStream, FinishReason, ProviderError, StreamEvent, Usage};
 
-/// Longest line accepted from a provider; a longer one means a broken or hostile upstream.
+/// Longest line, and longest event's data, accepted from a provider; a longer one means a
+/// broken or hostile upstream.
 const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// A body read line by line, each line borrowed from the buffer until the next is read.
@@ -177,13 +178,25 @@ impl Stream for SseEvents {
             let value = value.strip_prefix(' ').unwrap_or(value);
             match field {
                 "event" => this.event = Some(value.to_owned()),
-                "data" => match this.data.as_mut() {
-                    Some(joined) => {
-                        joined.push('\n');
-                        joined.push_str(value);
+                "data" => {
+                    let joined = match this.data.as_mut() {
+                        Some(joined) => {
+                            joined.push('\n');
+                            joined.push_str(value);
+                            joined
+                        }
+                        None => this.data.insert(value.to_owned()),
+                    };
+                    if joined.len() > MAX_LINE_BYTES {
+                        let provider = this.lines.provider;
+                        this.lines.end();
+                        (this.event, this.data) = (None, None);
+                        return Poll::Ready(Some(Err(ProviderError::Protocol {
+                            provider,
+                            message: format!("stream event longer than {MAX_LINE_BYTES} bytes"),
+                        })));
                     }
-                    None => this.data = Some(value.to_owned()),
-                },
+                }
                 _ => {}
             }
         }
@@ -323,6 +336,18 @@ mod tests {
         assert_eq!(events.len(), 2, "{events:?}");
         assert_eq!(events[0].as_ref().unwrap().data, "1");
         assert!(matches!(events[1], Err(ProviderError::StreamCut { .. })));
+    }
+
+    #[tokio::test]
+    async fn an_endless_event_is_a_protocol_error_and_the_end() {
+        // Short `data:` lines, never a blank line to end the event.
+        let line = format!("data: {}\n", "x".repeat(1000));
+        let parts = vec![Ok(Bytes::from(line.repeat(MAX_LINE_BYTES / 1000 + 10)))];
+        let events: Vec<_> = sse_events("p", futures::stream::iter(parts))
+            .collect()
+            .await;
+        assert_eq!(events.len(), 1, "nothing after the error");
+        assert!(matches!(events[0], Err(ProviderError::Protocol { .. })));
     }
 
     #[tokio::test]

@@ -401,6 +401,9 @@ async fn a_stream_cut_mid_way_ends_with_an_error_event() {
     assert_eq!(events.len(), 3);
     let rows = usage_rows(&app, &token).await;
     assert_eq!(rows[0].outcome, "error");
+    // The answer received before the cut is counted: "Hello" is one token.
+    let answered = ragd::services::llm::tokens::count_text("gpt-4o-mini", "Hello");
+    assert_eq!((rows[0].completion_tokens, answered), (1, 1));
 }
 
 #[tokio::test]

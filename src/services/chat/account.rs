@@ -58,8 +58,6 @@ pub struct CallAccount {
     started: Instant,
     /// For calls that end without a provider report.
     prompt: PromptTokens,
-    /// The answer so far, to count a cut-short answer's tokens.
-    answer: String,
     first_token: Option<Duration>,
     citations: usize,
 }
@@ -87,7 +85,6 @@ impl CallAccount {
             provider,
             started,
             prompt,
-            answer: String::new(),
             first_token: None,
             citations,
         }
@@ -111,26 +108,32 @@ impl CallAccount {
         self.started.elapsed()
     }
 
-    /// Notes a streamed token.
-    pub fn token(&mut self, text: &str) {
+    /// Notes a streamed token (the first one's time is the call's time to first token).
+    pub fn token(&mut self) {
         if self.first_token.is_none() {
             self.first_token = Some(self.started.elapsed());
         }
-        self.answer.push_str(text);
     }
 
-    /// Ends the call; `usage` is the provider's (or the gateway's count) when it has one.
+    /// Ends a call that has no usage report (it failed, or was abandoned) by counting the
+    /// prompt and `answer`, the text received before it ended (the answer stream keeps it).
+    pub fn finish_counted(&mut self, outcome: Outcome, answer: &str) -> Usage {
+        if self.reservation.is_none() {
+            return Usage::default();
+        }
+        let usage = Usage::new(
+            self.prompt.count(&self.model),
+            tokens::count_text(&self.model, answer),
+        );
+        self.finish(outcome, usage)
+    }
+
+    /// Ends the call with its usage, the provider's report (or the gateway's count).
     /// Returns the usage recorded.
-    pub fn finish(&mut self, outcome: Outcome, usage: Option<Usage>) -> Usage {
+    pub fn finish(&mut self, outcome: Outcome, usage: Usage) -> Usage {
         let Some(reservation) = self.reservation.take() else {
-            return usage.unwrap_or_default();
+            return usage;
         };
-        let usage = usage.unwrap_or_else(|| {
-            Usage::new(
-                self.prompt.count(&self.model),
-                tokens::count_text(&self.model, &self.answer),
-            )
-        });
         reservation.settle(usage.total_tokens);
         let latency = self.started.elapsed();
         tracing::info!(
@@ -162,9 +165,10 @@ impl CallAccount {
 }
 
 impl Drop for CallAccount {
-    /// A call dropped before it finished was abandoned: the client went away mid-stream.
+    /// A call dropped before it finished was abandoned: the client went away before the
+    /// answer (a streamed answer's account is finished by its stream, with the text so far).
     fn drop(&mut self) {
-        self.finish(Outcome::Cancelled, None);
+        self.finish_counted(Outcome::Cancelled, "");
     }
 }
 

@@ -124,7 +124,7 @@ impl ChatService {
                 (llm.complete(&model, &request).await, request)
             })
             .await?;
-        let usage = account.finish(Outcome::Success, Some(routed.value.usage));
+        let usage = account.finish(Outcome::Success, routed.value.usage);
         Ok(ChatAnswer {
             overhead: overhead(account.elapsed(), upstream),
             text: routed.value.text,
@@ -288,7 +288,7 @@ fn fail(account: &mut CallAccount, error: &ProviderError) {
     if let Some(provider) = error.provider() {
         account.answered_by(provider, account.model.clone());
     }
-    account.finish(Outcome::Error, Some(Usage::default()));
+    account.finish(Outcome::Error, Usage::default());
 }
 
 /// ragd's share of a call's time so far, also recorded in `ragd_overhead_seconds`.

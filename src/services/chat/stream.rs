@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use futures::{Stream, StreamExt};
 
 use super::account::{CallAccount, Outcome};
-use crate::services::llm::{EventStream, FinishReason, ProviderError, StreamEvent, Usage};
+use crate::services::llm::{FinishReason, MeteredStream, ProviderError, StreamEvent, Usage};
 use crate::services::retrieval::Citation;
 
 /// What ends a successful answer.
@@ -43,13 +43,14 @@ pub struct ChatStream {
 }
 
 pub struct AnswerStream {
-    upstream: EventStream,
+    /// The provider's events, and the answer's text so far, to count if no usage comes.
+    upstream: MeteredStream,
     account: CallAccount,
     finished: bool,
 }
 
 impl AnswerStream {
-    pub(super) fn new(upstream: EventStream, account: CallAccount) -> Self {
+    pub(super) fn new(upstream: MeteredStream, account: CallAccount) -> Self {
         Self {
             upstream,
             account,
@@ -69,11 +70,16 @@ impl Stream for AnswerStream {
         let this = &mut *self;
         let event = match event {
             Some(Ok(StreamEvent::Token(text))) => {
-                this.account.token(&text);
+                this.account.token();
                 return Poll::Ready(Some(ChatEvent::Token(text)));
             }
             Some(Ok(StreamEvent::Done { usage, finish })) => {
-                let usage = this.account.finish(Outcome::Success, usage);
+                let usage = match usage {
+                    Some(usage) => this.account.finish(Outcome::Success, usage),
+                    None => this
+                        .account
+                        .finish_counted(Outcome::Success, this.upstream.answer()),
+                };
                 let elapsed = this.account.elapsed();
                 ChatEvent::Done(ChatSummary {
                     usage,
@@ -84,18 +90,29 @@ impl Stream for AnswerStream {
                 })
             }
             Some(Err(error)) => {
-                this.account.finish(Outcome::Error, None);
+                this.account
+                    .finish_counted(Outcome::Error, this.upstream.answer());
                 ChatEvent::Failed(error)
             }
             None => {
                 let error = ProviderError::StreamCut {
                     provider: this.account.provider,
                 };
-                this.account.finish(Outcome::Error, None);
+                this.account
+                    .finish_counted(Outcome::Error, this.upstream.answer());
                 ChatEvent::Failed(error)
             }
         };
         this.finished = true;
         Poll::Ready(Some(event))
+    }
+}
+
+impl Drop for AnswerStream {
+    /// An answer dropped before it ended was abandoned by the client: the account counts the
+    /// text received until then (dropping the upstream afterwards cancels the request).
+    fn drop(&mut self) {
+        self.account
+            .finish_counted(Outcome::Cancelled, self.upstream.answer());
     }
 }

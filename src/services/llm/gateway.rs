@@ -18,8 +18,8 @@ use super::ollama::OllamaProvider;
 use super::openai::OpenAiProvider;
 use super::routing::{ProviderId, route};
 use super::{
-    Completion, CompletionRequest, EmbeddingOutput, EventStream, LlmProvider, ModelInfo,
-    ProviderError, RemoteEmbedder, StreamEvent,
+    Completion, CompletionRequest, EmbeddingOutput, LlmProvider, ModelInfo, ProviderError,
+    RemoteEmbedder,
 };
 use crate::secret::Secret;
 
@@ -177,7 +177,7 @@ impl LlmGateway {
         &self,
         model: &str,
         request: &CompletionRequest,
-    ) -> Result<Routed<EventStream>, ProviderError> {
+    ) -> Result<Routed<MeteredStream>, ProviderError> {
         let mut last_error = None;
         for candidate in self.candidates(model) {
             match self.open_stream(candidate, request).await {
@@ -194,7 +194,7 @@ impl LlmGateway {
         &self,
         candidate: &str,
         request: &CompletionRequest,
-    ) -> Result<Routed<EventStream>, ProviderError> {
+    ) -> Result<Routed<MeteredStream>, ProviderError> {
         let provider_id = route(candidate).provider;
         let metrics = self.metrics.start(provider_id.name(), candidate);
         let (provider, routed_request) = match self.resolve(candidate, request) {
@@ -237,13 +237,11 @@ impl LlmGateway {
                 return Err(error);
             }
         };
-        let stream = futures::stream::once(async move { Ok::<StreamEvent, ProviderError>(first) })
-            .chain(metered)
-            .boxed();
+        metered.replay(first);
         Ok(Routed {
             provider: provider.name(),
             model: candidate.to_owned(),
-            value: stream,
+            value: metered,
         })
     }
 
@@ -362,7 +360,7 @@ mod tests {
 
     use super::*;
     use crate::services::llm::test_support::*;
-    use crate::services::llm::{FinishReason, Usage, tokens};
+    use crate::services::llm::{FinishReason, StreamEvent, Usage, tokens};
 
     fn settings() -> LlmSettings {
         LlmSettings {

@@ -1,5 +1,6 @@
-//! The stream wrapper the gateway hands out: it fills in usage the provider did not report,
-//! and records the call's metrics when the stream ends, fails or is dropped.
+//! The stream the gateway hands out: it fills in usage the provider did not report, records
+//! the call's metrics when the stream ends, fails or is dropped, and keeps the answer so far,
+//! the one copy of it, which the chat's account also counts when a call ends without usage.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ pub struct MeteredStream {
     request: Arc<CompletionRequest>,
     answer: String,
     first_token_at: Option<Instant>,
+    /// An event already read, returned before the next one is polled (see [`Self::replay`]).
+    replayed: Option<StreamEvent>,
     finished: bool,
 }
 
@@ -36,8 +39,20 @@ impl MeteredStream {
             request,
             answer: String::new(),
             first_token_at: None,
+            replayed: None,
             finished: false,
         }
+    }
+
+    /// Returns `event`, already read from this stream, again before the next one: the gateway
+    /// reads the first event itself, to fall back on a failure, before handing the stream on.
+    pub fn replay(&mut self, event: StreamEvent) {
+        self.replayed = Some(event);
+    }
+
+    /// The answer's text so far.
+    pub fn answer(&self) -> &str {
+        &self.answer
     }
 
     /// Ends the call with an error decided outside the stream (e.g. time to first token).
@@ -93,6 +108,9 @@ impl Stream for MeteredStream {
     type Item = Result<StreamEvent, ProviderError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(event) = self.replayed.take() {
+            return Poll::Ready(Some(Ok(event)));
+        }
         if self.finished {
             return Poll::Ready(None);
         }

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use error::ProviderError;
 pub use gateway::{LlmGateway, LlmSettings, Routed};
 pub use local::LOCAL_MODEL;
+pub use metered::MeteredStream;
 
 /// The provider a model name routes to (`openai`, `anthropic`, `ollama`, `local`).
 pub fn provider_of(model: &str) -> &'static str {

@@ -8,7 +8,7 @@ use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
 
 use super::framing::{Frame, decode_events, sse_events};
-use super::http::{Endpoint, LlmHttp, Upstream};
+use super::http::{Endpoint, LlmHttp, Upstream, safe_message};
 use super::{
     Completion, CompletionRequest, EventStream, FinishReason, LlmProvider, ModelInfo,
     ProviderError, Role, Usage,
@@ -249,7 +249,7 @@ fn decode_event(data: &str, usage: &mut StreamUsage) -> Result<Frame, ProviderEr
             return Err(ProviderError::Upstream {
                 provider: PROVIDER,
                 status,
-                message: error.message,
+                message: safe_message(&error.message),
             });
         }
         _ => Frame::Ignore,

@@ -100,9 +100,12 @@ impl Endpoint {
     }
 }
 
-/// How every client is set up, TLS aside.
+/// How every client is set up, TLS aside. Redirects are not followed: a provider's API does
+/// not redirect, and following one would send the provider's key (the `Authorization` or
+/// `x-api-key` header) to wherever it points; a 3xx is an error like any other status.
 fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true)
@@ -481,11 +484,16 @@ pub fn summarize_error_body(status: StatusCode, body: &[u8]) -> String {
         .or_else(|| json.get("message"))
         .and_then(serde_json::Value::as_str);
     match message {
-        Some(message) if !message.trim().is_empty() => {
-            truncate_chars(&mask_credentials(message), MAX_ERROR_MESSAGE_CHARS)
-        }
+        Some(message) if !message.trim().is_empty() => safe_message(message),
         _ => reason,
     }
+}
+
+/// A provider's own error message (from an error body, or an error sent inside a stream),
+/// made fit to show the user and the logs: anything that looks like a credential masked,
+/// truncated.
+pub fn safe_message(message: &str) -> String {
+    truncate_chars(&mask_credentials(message), MAX_ERROR_MESSAGE_CHARS)
 }
 
 /// Replaces words that look like API keys (`sk-...`, long mixed letter/digit runs).

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::framing::{Frame, decode_events, lines};
-use super::http::{Endpoint, LlmHttp, Upstream};
+use super::http::{Endpoint, LlmHttp, Upstream, safe_message};
 use super::{
     ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, FinishReason,
     LlmProvider, ModelInfo, ProviderError, RemoteEmbedder, Usage, tokens,
@@ -115,11 +115,12 @@ struct EmbedResponse {
     prompt_eval_count: Option<u32>,
 }
 
-fn in_stream_error(message: String) -> ProviderError {
+/// An error Ollama reports in its body (a stream line or a whole answer).
+fn in_stream_error(message: &str) -> ProviderError {
     ProviderError::Upstream {
         provider: PROVIDER,
         status: 200,
-        message,
+        message: safe_message(message),
     }
 }
 
@@ -132,7 +133,7 @@ fn decode_line(line: &str) -> Result<Frame, ProviderError> {
         message: format!("invalid stream line: {error}"),
     })?;
     if let Some(error) = line.error {
-        return Err(in_stream_error(error));
+        return Err(in_stream_error(&error));
     }
     if line.done {
         let finish = FinishReason::from_provider(line.done_reason.as_deref());
@@ -153,7 +154,7 @@ impl LlmProvider for OllamaProvider {
     async fn complete(&self, req: &CompletionRequest) -> Result<Completion, ProviderError> {
         let answer: ChatLine = self.post_chat(req, false).await?.json().await?;
         if let Some(error) = answer.error {
-            return Err(in_stream_error(error));
+            return Err(in_stream_error(&error));
         }
         let usage = answer.usage();
         let finish = FinishReason::from_provider(answer.done_reason.as_deref());

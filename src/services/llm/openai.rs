@@ -6,7 +6,7 @@ use reqwest::RequestBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::framing::{Frame, decode_events, sse_events};
-use super::http::{Endpoint, LlmHttp, Upstream};
+use super::http::{Endpoint, LlmHttp, Upstream, safe_message};
 use super::{
     ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, FinishReason,
     LlmProvider, ModelInfo, ProviderError, RemoteEmbedder, Usage, tokens,
@@ -212,9 +212,10 @@ fn decode_chunk(data: &str, end: &mut StreamEnd) -> Result<Frame, ProviderError>
         return Err(ProviderError::Upstream {
             provider: PROVIDER,
             status: 200,
-            message: error
-                .message
-                .unwrap_or_else(|| "error inside the stream".to_owned()),
+            message: error.message.map_or_else(
+                || "error inside the stream".to_owned(),
+                |message| safe_message(&message),
+            ),
         });
     }
     if let Some(reported) = chunk.usage {
@@ -583,6 +584,59 @@ mod tests {
             matches!(error, ProviderError::Timeout { provider: "openai" }),
             "{error:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_error_sent_inside_the_stream_is_summarized_without_credentials() {
+        let (base_url, _) = mock_chat(|| {
+            let error =
+                json!({"error": {"message": "bad key sk-proj-SUPERSECRET0123456789abcdef"}});
+            sse(vec![chunk("Hel"), data(error)])
+        })
+        .await;
+
+        let events = stream_results(&provider(&base_url), "m").await;
+
+        match events.last() {
+            Some(Err(ProviderError::Upstream { message, .. })) => {
+                assert_eq!(message, "bad key [redacted]");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_with_the_key() {
+        let elsewhere = Captured::default();
+        let seen = elsewhere.clone();
+        let target = serve(Router::new().route(
+            "/v1/chat/completions",
+            post(move |headers: HeaderMap, body: Bytes| {
+                seen.record(&headers, &body);
+                async { StatusCode::OK }
+            }),
+        ))
+        .await;
+        let (base_url, _) = mock_chat(move || {
+            let location = format!("{target}/v1/chat/completions");
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, location)],
+            )
+                .into_response()
+        })
+        .await;
+
+        let error = provider(&base_url)
+            .complete(&user_request("m", "Hi"))
+            .await
+            .unwrap_err();
+
+        assert!(
+            matches!(error, ProviderError::Upstream { status: 307, .. }),
+            "{error:?}"
+        );
+        assert_eq!(elsewhere.count(), 0);
     }
 
     #[tokio::test]

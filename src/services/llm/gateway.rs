@@ -112,6 +112,13 @@ impl LlmGateway {
             .or_else(|| defaults.first().map(|model| (*model).to_owned()))
             .unwrap_or_else(|| LOCAL_MODEL.to_owned());
         let configured = std::iter::once(&default_model).chain(&settings.fallback_models);
+        for model in configured.clone() {
+            let provider = route(model).provider;
+            if !providers.contains_key(&provider) {
+                let error = not_configured(model, provider);
+                tracing::warn!(%error, "a configured model has no provider: calls to it will fail");
+            }
+        }
         let metrics = LlmMetrics::with_models(
             configured.map(|model| (route(model).provider.name(), model.as_str())),
         );
@@ -144,7 +151,7 @@ impl LlmGateway {
         model: &str,
         request: &CompletionRequest,
     ) -> Result<Routed<Completion>, ProviderError> {
-        let mut last_error = None;
+        let mut reported = None;
         for candidate in self.candidates(model) {
             let provider_id = route(candidate).provider;
             let mut metrics = self.metrics.start(provider_id.name(), candidate);
@@ -163,11 +170,11 @@ impl LlmGateway {
                 }
                 Err(error) => {
                     metrics.failure(&error);
-                    last_error = Some(error);
+                    keep_telling(&mut reported, error);
                 }
             }
         }
-        Err(last_error.unwrap_or_else(|| not_configured(model, ProviderId::OpenAi)))
+        Err(reported.unwrap_or_else(|| not_configured(model, ProviderId::OpenAi)))
     }
 
     /// Streams the answer of `model`, falling back to the next model while no token has
@@ -178,14 +185,14 @@ impl LlmGateway {
         model: &str,
         request: &CompletionRequest,
     ) -> Result<Routed<MeteredStream>, ProviderError> {
-        let mut last_error = None;
+        let mut reported = None;
         for candidate in self.candidates(model) {
             match self.open_stream(candidate, request).await {
                 Ok(stream) => return Ok(stream),
-                Err(error) => last_error = Some(error),
+                Err(error) => keep_telling(&mut reported, error),
             }
         }
-        Err(last_error.unwrap_or_else(|| not_configured(model, ProviderId::OpenAi)))
+        Err(reported.unwrap_or_else(|| not_configured(model, ProviderId::OpenAi)))
     }
 
     /// Opens one candidate's stream and waits for its first event, so that a failure before
@@ -321,6 +328,17 @@ impl LlmGateway {
             ..request.clone()
         };
         Ok((provider.clone(), routed_request))
+    }
+}
+
+/// Keeps, of the errors of the models tried in turn, the one that tells the caller most: the
+/// first that a configured provider gave. A fallback model with no provider says nothing
+/// about why the model asked for failed; it is reported only if no provider answered at all.
+fn keep_telling(reported: &mut Option<ProviderError>, error: ProviderError) {
+    let telling = |error: &ProviderError| !matches!(error, ProviderError::NotConfigured { .. });
+    match reported {
+        Some(kept) if telling(kept) || !telling(&error) => {}
+        _ => *reported = Some(error),
     }
 }
 
@@ -532,7 +550,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_every_model_fails_the_last_error_is_returned() {
+    async fn a_fallback_model_without_a_provider_does_not_hide_why_the_model_failed() {
+        let upstreams = Upstreams::start(failing_openai()).await;
+        // Anthropic is not configured: its model can only fail with "not configured".
+        let gateway = gateway(upstreams.settings(&["claude-3-5-haiku-latest"]));
+        let request = user_request("", "Hi");
+
+        let completed = gateway.complete("gpt-4o-mini", &request).await.err();
+        let streamed = gateway.stream("gpt-4o-mini", &request).await.err();
+
+        for error in [completed, streamed] {
+            assert!(
+                matches!(error, Some(ProviderError::Upstream { status: 503, .. })),
+                "{error:?}"
+            );
+        }
+        // Asked for a model with no provider, the failure of the fallback that has one tells.
+        let gateway = self::gateway(upstreams.settings(&["gpt-4o"]));
+        let error = gateway.complete("claude-x", &request).await.err();
+        assert!(
+            matches!(error, Some(ProviderError::Upstream { status: 503, .. })),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn when_every_model_fails_the_first_error_is_returned() {
         let upstreams = Upstreams::start(failing_openai()).await;
         let gateway = gateway(upstreams.settings(&["gpt-4o"]));
 

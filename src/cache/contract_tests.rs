@@ -102,6 +102,26 @@ pub async fn a_refund_restores_capacity_but_never_beyond_the_quota(limiter: &dyn
         .unwrap();
 }
 
+pub async fn a_charge_past_the_quota_is_owed(limiter: &dyn RateLimiter) {
+    let key = unique_key("charge");
+    let quota = quota(10); // one unit comes back every 6 s
+    limiter.check(&key, quota, 5).await.unwrap();
+    limiter.charge(&key, quota, 10).await.unwrap();
+    let owed = limiter.check(&key, quota, 1).await.unwrap();
+    assert!(!owed.allowed);
+    assert_eq!(owed.remaining, 0);
+    // 15 units spent of 10: the next one fits once 6 have come back, 36 s from now.
+    let retry_after = owed.retry_after.unwrap();
+    assert!(
+        retry_after > Duration::from_secs(35) && retry_after <= Duration::from_secs(36),
+        "{retry_after:?}"
+    );
+
+    let fresh = unique_key("charge-fresh");
+    limiter.charge(&fresh, quota, 3).await.unwrap();
+    assert_eq!(limiter.check(&fresh, quota, 0).await.unwrap().remaining, 7);
+}
+
 pub async fn keys_are_limited_independently(limiter: &dyn RateLimiter) {
     let (busy, other) = (unique_key("busy"), unique_key("other"));
     let quota = quota(2);

@@ -58,6 +58,15 @@ impl Gcra {
         }
     }
 
+    /// The TAT after charging `amount` more than was reserved: always taken, even past the
+    /// quota (the key is then refused until the excess has come back).
+    pub fn charge(&self, stored_tat: Option<u64>, now: u64, amount: u32) -> u64 {
+        stored_tat
+            .unwrap_or(now)
+            .max(now)
+            .saturating_add(u64::from(amount).saturating_mul(self.interval))
+    }
+
     /// The TAT after giving back `amount`, or `None` when the key is fully restored (drop it).
     pub fn refund(&self, stored_tat: u64, now: u64, amount: u32) -> Option<u64> {
         let new_tat = stored_tat

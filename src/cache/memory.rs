@@ -122,6 +122,20 @@ impl RateLimiter for MemoryRateLimiter {
         Ok(())
     }
 
+    async fn charge(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError> {
+        let now = self.now();
+        let mut state = self.state();
+        let new_tat = Gcra::new(quota).charge(state.tats.get(key).copied(), now, amount);
+        match state.tats.get_mut(key) {
+            Some(tat) => *tat = new_tat,
+            None => {
+                state.make_room(now, self.max_keys);
+                state.tats.insert(key.to_owned(), new_tat);
+            }
+        }
+        Ok(())
+    }
+
     fn backend(&self) -> &'static str {
         "memory"
     }
@@ -253,6 +267,11 @@ mod tests {
     #[tokio::test]
     async fn a_refund_restores_capacity_but_never_beyond_the_quota() {
         contract_tests::a_refund_restores_capacity_but_never_beyond_the_quota(&limiter()).await;
+    }
+
+    #[tokio::test]
+    async fn a_charge_past_the_quota_is_owed() {
+        contract_tests::a_charge_past_the_quota_is_owed(&limiter()).await;
     }
 
     #[tokio::test]

@@ -49,6 +49,11 @@ pub trait RateLimiter: Send + Sync {
     /// worst case and used less). Never restores more than a full quota.
     async fn refund(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError>;
 
+    /// Spends `amount` more than an earlier reservation held (a request used more than the
+    /// worst case it reserved, as a provider may report), whatever is left: past the quota,
+    /// the key is refused until the excess has come back.
+    async fn charge(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError>;
+
     /// "memory" or "redis", for logs, metrics and the readiness report.
     fn backend(&self) -> &'static str;
 

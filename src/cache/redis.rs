@@ -72,6 +72,20 @@ end
 return 0
 ";
 
+/// Moves the TAT on by `amount` intervals from now or from where it was, whichever is later,
+/// whatever the quota: the excess of a call that used more than it reserved.
+const CHARGE_SCRIPT: &str = r"
+local limit = tonumber(ARGV[1])
+local amount = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local interval = math.max(math.floor(60000000 / limit), 1)
+local tat = math.max(tonumber(redis.call('GET', KEYS[1])) or now, now)
+local new_tat = tat + amount * interval
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+return 0
+";
+
 /// Start-up could not reach Redis. The URL is left out of the message: it may hold a password.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot connect to Redis at REDIS_URL: {0}")]
@@ -154,6 +168,7 @@ pub struct RedisRateLimiter {
     connection: ConnectionManager,
     check_script: Script,
     refund_script: Script,
+    charge_script: Script,
 }
 
 impl RedisRateLimiter {
@@ -163,6 +178,7 @@ impl RedisRateLimiter {
             connection,
             check_script: Script::new(CHECK_SCRIPT),
             refund_script: Script::new(REFUND_SCRIPT),
+            charge_script: Script::new(CHARGE_SCRIPT),
         }
     }
 }
@@ -191,6 +207,14 @@ impl RateLimiter for RedisRateLimiter {
     async fn refund(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError> {
         let mut connection = self.connection.clone();
         let mut invocation = self.refund_script.key(format!("{LIMITER_PREFIX}{key}"));
+        invocation.arg(quota.per_minute.get()).arg(amount);
+        bounded(invocation.invoke_async::<i64>(&mut connection)).await?;
+        Ok(())
+    }
+
+    async fn charge(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.charge_script.key(format!("{LIMITER_PREFIX}{key}"));
         invocation.arg(quota.per_minute.get()).arg(amount);
         bounded(invocation.invoke_async::<i64>(&mut connection)).await?;
         Ok(())
@@ -359,6 +383,14 @@ mod tests {
             return;
         };
         contract_tests::a_refund_restores_capacity_but_never_beyond_the_quota(&limiter).await;
+    }
+
+    #[tokio::test]
+    async fn a_charge_past_the_quota_is_owed() {
+        let Some(limiter) = limiter().await else {
+            return;
+        };
+        contract_tests::a_charge_past_the_quota_is_owed(&limiter).await;
     }
 
     #[tokio::test]

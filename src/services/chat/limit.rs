@@ -1,6 +1,6 @@
 //! `TOKEN_LIMIT_PER_MINUTE`: each user's LLM tokens per minute, exact across replicas when
 //! the limiter is Redis. A chat reserves its worst case (prompt tokens + `max_tokens`)
-//! atomically before calling the provider, and gives back what it did not use afterwards.
+//! atomically before calling the provider, and settles it with what it really used afterwards.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,23 +77,76 @@ impl Reservation {
         }
     }
 
-    /// Gives back the tokens reserved beyond `used`, in the background (the caller's answer
-    /// does not wait for the limiter).
+    /// Settles the reservation with `used`, the tokens the call really took, in the background
+    /// (the caller's answer does not wait for the limiter): gives back what was reserved and not
+    /// used, or charges what was used beyond the reservation (a provider counted more prompt
+    /// tokens than ragd's tokenizer, or ignored `max_tokens`).
     pub fn settle(self, used: u32) {
-        let unused = self.reserved.saturating_sub(used);
         let Some((limiter, quota, key)) = self.held else {
             return;
         };
-        if unused == 0 {
+        if used == self.reserved {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let reserved = self.reserved;
         runtime.spawn(async move {
-            if let Err(error) = limiter.refund(&key, quota, unused).await {
-                tracing::warn!(error = %error, "could not give back unused tokens");
+            let settled = if used < reserved {
+                limiter.refund(&key, quota, reserved - used).await
+            } else {
+                limiter.charge(&key, quota, used - reserved).await
+            };
+            if let Err(error) = settled {
+                tracing::warn!(error = %error, "could not settle a token reservation");
             }
         });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+    use crate::cache::memory::MemoryRateLimiter;
+
+    fn limiter(per_minute: u32) -> TokenLimiter {
+        let quota = Quota {
+            per_minute: NonZeroU32::new(per_minute).unwrap(),
+        };
+        TokenLimiter::new(Arc::new(MemoryRateLimiter::default()), quota, false)
+    }
+
+    /// Lets the settlement, which runs in the background, happen.
+    async fn settled() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    #[tokio::test]
+    async fn what_a_call_did_not_use_is_given_back() {
+        let limiter = limiter(100);
+        let user = Uuid::new_v4();
+
+        limiter.reserve(user, 60).await.unwrap().settle(10);
+        settled().await;
+
+        assert!(limiter.reserve(user, 90).await.is_ok());
+        assert!(limiter.reserve(user, 1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn what_a_call_used_beyond_its_reservation_is_charged() {
+        let limiter = limiter(100);
+        let user = Uuid::new_v4();
+
+        limiter.reserve(user, 30).await.unwrap().settle(90);
+        settled().await;
+
+        // Charged only what it reserved, 70 would be left.
+        assert!(limiter.reserve(user, 20).await.is_err());
+        assert!(limiter.reserve(user, 10).await.is_ok());
     }
 }

@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A label for a new key, so its owner can tell keys apart.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateApiKeyRequest {
-    /// 1 to 100 characters, not only spaces.
+    /// 1 to 100 characters, not only spaces, no control characters.
     #[schema(example = "laptop scripts")]
     pub name: String,
 }
@@ -42,6 +42,12 @@ impl Validate for CreateApiKeyRequest {
             vec![FieldError::new(
                 "name",
                 format!("must be at most {MAX_NAME_CHARS} characters"),
+            )]
+        } else if name.chars().any(char::is_control) {
+            // A label is one line of text; PostgreSQL also refuses NUL in text.
+            vec![FieldError::new(
+                "name",
+                "must not contain control characters",
             )]
         } else {
             Vec::new()

@@ -103,6 +103,15 @@ macro_rules! impl_portable_stores {
                     created_at: $crate::store::now(),
                     last_used_at: None,
                 };
+                // The count and the insert must not interleave with another creation for the
+                // same user (on PostgreSQL, two statements each counting before the other's
+                // insert is committed would both insert): writing the owner's row first takes
+                // its lock (SQLite's write lock) until the transaction ends.
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("UPDATE users SET role = role WHERE id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
                 let inserted = sqlx::query(
                     "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) \
                      SELECT $1, $2, $3, $4, $5, $6 \
@@ -115,9 +124,10 @@ macro_rules! impl_portable_stores {
                 .bind(&key.key_hash)
                 .bind(created.created_at)
                 .bind(i64::from(limit))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                tx.commit().await?;
                 Ok((inserted > 0).then_some(created))
             }
 

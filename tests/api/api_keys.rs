@@ -221,6 +221,14 @@ async fn bad_key_requests_are_refused_in_the_error_shape_and_store_nothing() {
     assert_eq!(body["error"]["details"][0]["field"], "name");
     let long = "k".repeat(101);
     assert_error(create_key(&app, &jwt, &long).await, 422, "validation_error").await;
+    for control in ["a\u{0}b", "two\nlines"] {
+        assert_error(
+            create_key(&app, &jwt, control).await,
+            422,
+            "validation_error",
+        )
+        .await;
+    }
     let malformed = app
         .client
         .post(app.url("/api/v1/auth/api-keys"))

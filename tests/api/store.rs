@@ -11,6 +11,7 @@ crate::for_both_backends!(
     deleting_a_user_reports_whether_it_existed,
     revoking_keys_and_deleting_users_is_logged_for_other_replicas,
     a_user_holds_at_most_the_limit_of_keys,
+    keys_created_at_once_stay_within_the_limit,
     usage_batches_larger_than_one_insert_are_written_whole,
 );
 
@@ -156,6 +157,29 @@ async fn a_user_holds_at_most_the_limit_of_keys(store: Arc<dyn Store>) {
             .unwrap()
             .is_some()
     );
+}
+
+async fn keys_created_at_once_stay_within_the_limit(store: Arc<dyn Store>) {
+    // Open the pool's connections first, so that the creations below do run at once.
+    let warm_up = (0..20).map(|_| store.user_by_email("nobody@example.com"));
+    futures::future::join_all(warm_up).await;
+    // A race shows only now and then: many users, each sent many creations at once.
+    for person in 0..10 {
+        let owner = user(&*store, &format!("user{person}@example.com")).await;
+        let creations = (0..20_u32).map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = NewApiKey {
+                    name: format!("key {n}"),
+                    prefix: "rk_0123".into(),
+                    key_hash: format!("{person:032x}{n:032x}"),
+                };
+                store.create_api_key(owner.id, key, 5).await.unwrap()
+            })
+        });
+        futures::future::join_all(creations).await;
+        assert_eq!(store.list_api_keys(owner.id).await.unwrap().len(), 5);
+    }
 }
 
 async fn usage_batches_larger_than_one_insert_are_written_whole(store: Arc<dyn Store>) {

@@ -46,6 +46,7 @@ where
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase) // media types are case-insensitive (RFC 9110)
         .is_some_and(|ct| ct.starts_with("application/json") || ct.contains("+json"));
     if !is_json {
         return Err(ApiError::new(

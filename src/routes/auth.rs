@@ -134,7 +134,11 @@ impl<S: Send + Sync> FromRequest<S> for LoginBody {
         let axum::Form(form) = axum::Form::<TokenRequest>::from_request(req, state)
             .await
             .map_err(|rejection| {
-                ApiError::validation(vec![FieldError::new("body", rejection.body_text())])
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+                } else {
+                    ApiError::validation(vec![FieldError::new("body", rejection.body_text())])
+                }
             })?;
         Ok(Self(form))
     }

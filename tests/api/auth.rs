@@ -85,6 +85,31 @@ async fn the_oauth2_password_form_logs_in_too() {
 }
 
 #[tokio::test]
+async fn a_json_login_is_read_whatever_the_case_of_its_type_and_a_huge_form_is_413() {
+    let app = spawn_app().await;
+    signed_up(&app, "case@example.com").await;
+    let login = |content_type: &'static str, body: String| {
+        app.client
+            .post(app.url("/api/v1/auth/token"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let json = json!({"email": "case@example.com", "password": "correct horse battery"});
+    let upper = login("Application/JSON", json.to_string()).await.unwrap();
+    assert_eq!(upper.status(), 200);
+
+    let huge = format!(
+        "username=case%40example.com&password={}",
+        "x".repeat(3 << 20)
+    );
+    let refused = login("application/x-www-form-urlencoded", huge)
+        .await
+        .unwrap();
+    assert_error(refused, 413, "payload_too_large").await;
+}
+
+#[tokio::test]
 async fn a_taken_email_is_409_whatever_its_case() {
     let app = spawn_app().await;
     signed_up(&app, "taken@example.com").await;

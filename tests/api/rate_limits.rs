@@ -210,7 +210,23 @@ async fn failed_logins_are_limited_per_email_even_with_the_right_password_next()
     }
     let refused = login("correct horse battery").await.unwrap();
     assert!(header(&refused, "retry-after") >= 1);
+    // The quota headers are the failed-login limit's, not the per-address request quota's.
+    assert_eq!(
+        (
+            header(&refused, "x-ratelimit-limit"),
+            header(&refused, "x-ratelimit-remaining")
+        ),
+        (10, 0)
+    );
     assert_error(refused, 429, "rate_limited").await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("rate_limited_requests_total")
+                && l.contains(r#"route="/api/v1/auth/token""#)),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

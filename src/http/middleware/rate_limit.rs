@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::future::{BoxFuture, Either};
 use ipnet::IpNet;
@@ -32,7 +32,7 @@ use crate::http::auth::{AuthUser, authenticate};
 use crate::http::client_ip::client_ip;
 use crate::http::error::ApiError;
 use crate::services::auth::accounts::Accounts;
-use crate::services::rate_limits::{RateLimits, Refusal};
+use crate::services::rate_limits::RateLimits;
 
 static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
@@ -162,24 +162,30 @@ impl Gate {
         };
         Ok(match checked {
             Ok(decision) => {
+                let route = request.extensions().get::<MatchedPath>().cloned();
                 let Ok(mut response) = inner.call(request).await;
-                if let Some(decision) = decision {
+                if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                    // Refused by a limit the handler applies itself (failed logins, tokens a
+                    // minute): counted like the layer's own refusals, and the quota headers
+                    // it set, which describe that limit, stand.
+                    count_limited(route.as_ref());
+                } else if let Some(decision) = decision {
                     insert_quota_headers(response.headers_mut(), &decision);
                 }
                 response
             }
-            Err(refusal) => refused(request.extensions(), refusal),
+            Err(refusal) => {
+                count_limited(request.extensions().get::<MatchedPath>());
+                ApiError::from(refusal).into_response()
+            }
         })
     }
 }
 
-fn refused(extensions: &Extensions, refusal: Refusal) -> Response {
-    let route = extensions
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
+/// `rate_limited_requests_total{route}`: every 429 ragd answers, whichever limit refused.
+fn count_limited(route: Option<&MatchedPath>) {
+    let route = route.map_or("unmatched", MatchedPath::as_str).to_owned();
     metrics::counter!("rate_limited_requests_total", "route" => route).increment(1);
-    ApiError::from(refusal).into_response()
 }
 
 /// Sets `x-ratelimit-limit`, `-remaining` and `-reset` (whole seconds until fully restored).

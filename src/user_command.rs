@@ -6,11 +6,14 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use crate::cli::UserCommand;
 use crate::config::Settings;
 use crate::domain::{Email, Password, Role};
 use crate::services::auth::accounts::Accounts;
-use crate::store::Store;
+use crate::services::ingest::upload::remove_stored_file;
+use crate::store::{Document, DocumentPage, Store};
 use crate::{signing_key, store};
 
 /// Runs one user command, writing its report to `out`. `Err` is the message to show.
@@ -76,12 +79,45 @@ async fn execute(
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("no user {email}"))?;
+            // The rows go with the user (the schema cascades); their files are listed first.
+            let documents = all_documents(store.as_ref(), user.id).await?;
             store
                 .delete_user(user.id)
                 .await
                 .map_err(|e| e.to_string())?;
+            let uploads_dir = settings.uploads_dir();
+            for document in &documents {
+                if let Err(err) = remove_stored_file(&uploads_dir, document).await {
+                    writeln!(
+                        out,
+                        "warning: cannot remove {}: {err}",
+                        document.storage_path
+                    )
+                    .map_err(|e| e.to_string())?;
+                }
+            }
             writeln!(out, "deleted {email} and everything they owned").map_err(|e| e.to_string())
         }
+    }
+}
+
+/// Every document `user` owns, a page at a time.
+async fn all_documents(store: &dyn Store, user: Uuid) -> Result<Vec<Document>, String> {
+    let mut documents: Vec<Document> = Vec::new();
+    loop {
+        let page = DocumentPage {
+            limit: 1_000,
+            before: documents.last().map(|document| document.id),
+            status: None,
+        };
+        let listed = store
+            .list_documents(user, page)
+            .await
+            .map_err(|e| e.to_string())?;
+        if listed.is_empty() {
+            return Ok(documents);
+        }
+        documents.extend(listed);
     }
 }
 

@@ -102,6 +102,7 @@ async fn operators_create_list_and_delete_accounts_that_the_server_then_sees() {
 
     // The server on the same database logs the account in with the password from stdin.
     let settings = test_settings(Backend::Sqlite, &dir, &[]).await.unwrap();
+    let uploads = settings.uploads_dir();
     let app = spawn_settings(settings, dir).await;
     let token: Value = app
         .client
@@ -122,9 +123,25 @@ async fn operators_create_list_and_delete_accounts_that_the_server_then_sees() {
     };
     let account: Value = me(token.to_owned()).await.unwrap().json().await.unwrap();
     assert_eq!(account["role"], "admin");
+    let upload = app
+        .client
+        .post(app.url("/api/v1/documents/upload"))
+        .bearer_auth(token)
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body(
+            "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
+             Content-Type: text/plain\r\n\r\nhello world\r\n--b--\r\n",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 202);
+    let stored_files = || std::fs::read_dir(&uploads).map_or(0, Iterator::count);
+    assert_eq!(stored_files(), 1);
 
     let deleted = ragd(&path, &["user", "delete", "ADA@example.com"], "").await;
     assert!(deleted.success, "{}", deleted.stderr);
+    assert_eq!(stored_files(), 0, "the user's uploaded files go with them");
     // The server follows the revocation log the CLI wrote to, and drops its cached session.
     assert_error(
         first_refusal(|| async { me(token.to_owned()).await.unwrap() }).await,

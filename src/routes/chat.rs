@@ -113,7 +113,7 @@ impl ChatRequest {
                 .map(|m| ChatMessage::new(m.role.into(), m.content.clone()))
                 .collect(),
             model: self.model.clone(),
-            temperature: self.temperature,
+            temperature: Some(self.temperature),
             max_tokens: self.max_tokens,
             rag: self.use_rag.then(|| RagScope {
                 document_ids: self.document_ids.clone(),

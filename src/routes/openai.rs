@@ -27,8 +27,7 @@ use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{ValidJson, Validate};
 use crate::routes::chat::{UsageView, json_event, with_overhead};
 use crate::services::chat::{
-    ChatEvent, ChatParams, ChatStream, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K,
-    RagScope,
+    ChatEvent, ChatParams, ChatStream, DEFAULT_MAX_TOKENS, DEFAULT_TOP_K, RagScope,
 };
 use crate::services::llm::{ChatMessage, Role};
 use crate::services::retrieval::Citation;
@@ -198,7 +197,9 @@ impl ChatCompletionRequest {
         let params = ChatParams {
             messages,
             model: self.model.clone(),
-            temperature: self.temperature.unwrap_or(DEFAULT_TEMPERATURE),
+            // Only what the client sent: OpenAI's reasoning models refuse any temperature
+            // but their default, so ragd must not add one.
+            temperature: self.temperature,
             max_tokens: self
                 .max_completion_tokens
                 .or(self.max_tokens)

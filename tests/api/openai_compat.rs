@@ -137,6 +137,19 @@ async fn a_completion_has_every_field_of_openai_chat_completion() {
         json!({"role": "user", "content": "Say hello"})
     );
     assert_eq!(sent["max_tokens"], 30);
+    assert_eq!(sent["temperature"], 0.1);
+}
+
+#[tokio::test]
+async fn a_temperature_the_client_did_not_send_is_not_sent_upstream() {
+    // OpenAI's reasoning models refuse any temperature but their default.
+    let (app, mock, token) = app_with_mock(Reply::Answer("Hi")).await;
+
+    let response = post(&app, &token, "/v1/chat/completions", &hello()).await;
+
+    assert_eq!(response.status(), 200);
+    let sent = &mock.requests()[0];
+    assert!(sent.get("temperature").is_none(), "{sent}");
 }
 
 #[tokio::test]

@@ -29,7 +29,9 @@ pub struct ChatParams {
     pub messages: Vec<ChatMessage>,
     /// `None`: the configured default model.
     pub model: Option<String>,
-    pub temperature: f32,
+    /// `None`: the provider's default (the OpenAI-compatible route passes on only what the
+    /// client sent; ragd's own chat route applies its documented default).
+    pub temperature: Option<f32>,
     pub max_tokens: u32,
     /// `None`: answer without retrieval.
     pub rag: Option<RagScope>,
@@ -54,7 +56,10 @@ impl ChatParams {
                 ));
             }
         }
-        if !(0.0..=MAX_TEMPERATURE).contains(&self.temperature) {
+        if self
+            .temperature
+            .is_some_and(|temperature| !(0.0..=MAX_TEMPERATURE).contains(&temperature))
+        {
             problems.push(FieldError::new(
                 "temperature",
                 format!("must be between 0 and {MAX_TEMPERATURE}"),
@@ -98,7 +103,7 @@ mod tests {
         ChatParams {
             messages: vec![ChatMessage::new(Role::User, "Hi")],
             model: None,
-            temperature: DEFAULT_TEMPERATURE,
+            temperature: Some(DEFAULT_TEMPERATURE),
             max_tokens: DEFAULT_MAX_TOKENS,
             rag: Some(RagScope {
                 document_ids: Vec::new(),
@@ -124,7 +129,7 @@ mod tests {
             Role::User,
             "x".repeat(MAX_CONTENT_CHARS + 1),
         ));
-        bad.temperature = 2.5;
+        bad.temperature = Some(2.5);
         bad.max_tokens = 0;
         bad.rag = Some(RagScope {
             document_ids: Vec::new(),

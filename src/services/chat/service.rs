@@ -388,7 +388,7 @@ mod tests {
         ChatParams {
             messages: vec![ChatMessage::new(Role::User, question)],
             model: None,
-            temperature: 0.7,
+            temperature: Some(0.7),
             max_tokens: 256,
             rag: rag.then(|| RagScope {
                 document_ids: Vec::new(),

@@ -74,7 +74,8 @@ struct MessagesBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<String>,
     messages: Vec<WireMessage<'a>>,
-    temperature: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
     stream: bool,
 }
 
@@ -107,7 +108,9 @@ impl<'a> MessagesBody<'a> {
             max_tokens: req.max_tokens,
             system: (!system.is_empty()).then(|| system.join("\n\n")),
             messages,
-            temperature: req.temperature.clamp(0.0, MAX_TEMPERATURE),
+            temperature: req
+                .temperature
+                .map(|temperature| temperature.clamp(0.0, MAX_TEMPERATURE)),
             stream,
         }
     }
@@ -371,7 +374,7 @@ mod tests {
         })
         .await;
         let mut request = user_request("claude-3-5-haiku-latest", "Hi");
-        request.temperature = 1.5;
+        request.temperature = Some(1.5);
 
         let completion = provider.complete(&request).await.unwrap();
 

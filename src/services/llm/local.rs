@@ -250,7 +250,7 @@ mod tests {
         CompletionRequest {
             model: MODEL_NAME.to_owned(),
             messages: vec![ChatMessage::new(Role::User, question)],
-            temperature: 0.7,
+            temperature: Some(0.7),
             max_tokens: 256,
             context: context
                 .iter()

@@ -78,7 +78,9 @@ pub struct CompletionRequest {
     /// is already stripped.
     pub model: String,
     pub messages: Vec<ChatMessage>,
-    pub temperature: f32,
+    /// `None`: the provider's default, which is what OpenAI's reasoning models (o-series,
+    /// gpt-5) accept alone; they refuse any other temperature.
+    pub temperature: Option<f32>,
     pub max_tokens: u32,
     pub context: Vec<ContextSource>,
 }

@@ -60,7 +60,8 @@ struct ChatBody<'a> {
 
 #[derive(Serialize)]
 struct Options {
-    temperature: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
     /// Ollama's name for the output token limit.
     num_predict: u32,
 }

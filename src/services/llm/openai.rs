@@ -82,7 +82,8 @@ impl OpenAiProvider {
 struct ChatBody<'a> {
     model: &'a str,
     messages: &'a [ChatMessage],
-    temperature: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]

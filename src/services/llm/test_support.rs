@@ -88,7 +88,7 @@ pub fn user_request(model: &str, question: &str) -> CompletionRequest {
             ChatMessage::new(Role::System, "Be brief."),
             ChatMessage::new(Role::User, question),
         ],
-        temperature: 0.2,
+        temperature: Some(0.2),
         max_tokens: 64,
         context: Vec::new(),
     }

@@ -436,6 +436,44 @@ async fn a_client_that_disconnects_closes_the_upstream_request() {
 }
 
 #[tokio::test]
+async fn a_client_that_leaves_before_the_first_token_is_charged_its_prompt() {
+    let (app, _mock, token) = app_with_mock(Reply::Hang, &[]).await;
+
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .post(app.url("/api/v1/chat/stream"))
+        .bearer_auth(&token)
+        .json(&question("Hi"))
+        .send()
+        .await;
+    assert!(gave_up.is_err());
+
+    let mut rows = Vec::new();
+    for _ in 0..50 {
+        rows = usage_rows(&app, &token).await;
+        if !rows.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows[0].outcome, "cancelled");
+    let prompt = ragd::services::llm::tokens::count_messages(
+        "gpt-4o-mini",
+        &[ragd::services::llm::ChatMessage::new(
+            ragd::services::llm::Role::User,
+            "Hi",
+        )],
+    );
+    assert_eq!(
+        (rows[0].prompt_tokens, rows[0].completion_tokens),
+        (prompt as i32, 0)
+    );
+}
+
+#[tokio::test]
 async fn a_request_larger_than_the_token_limit_is_refused() {
     let (app, mock, token) =
         app_with_mock(Reply::Answer("Hi"), &[("TOKEN_LIMIT_PER_MINUTE", "500")]).await;

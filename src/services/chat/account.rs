@@ -35,9 +35,8 @@ pub enum PromptTokens {
     /// Counted before the call (the window or the token limit needed it).
     Counted(u32),
     /// Not counted: only a call that ends without the provider's usage counts it, at the end,
-    /// from the request's messages, which the account takes once the call is made (see
-    /// [`CallAccount::keep_prompt`]) rather than a copy made before it.
-    Uncounted(Vec<ChatMessage>),
+    /// from the request's messages (shared with the request, not copied).
+    Uncounted(Arc<[ChatMessage]>),
 }
 
 impl PromptTokens {
@@ -94,14 +93,6 @@ impl CallAccount {
     pub fn answered_by(&mut self, provider: &'static str, model: String) {
         self.provider = provider;
         self.model = model;
-    }
-
-    /// Takes the messages sent, for a prompt not counted before the call; a counted one
-    /// needs nothing more.
-    pub fn keep_prompt(&mut self, messages: Vec<ChatMessage>) {
-        if let PromptTokens::Uncounted(kept) = &mut self.prompt {
-            *kept = messages;
-        }
     }
 
     pub fn elapsed(&self) -> Duration {

@@ -16,7 +16,7 @@ use super::stream::{AnswerStream, ChatStream};
 use super::usage::UsageRecorder;
 use crate::http::error::FieldError;
 use crate::services::llm::{
-    CompletionRequest, FinishReason, LlmGateway, ProviderError, Routed, Usage, tokens,
+    ChatMessage, CompletionRequest, FinishReason, LlmGateway, ProviderError, Routed, Usage, tokens,
 };
 use crate::services::retrieval::Citation;
 
@@ -121,7 +121,7 @@ impl ChatService {
             upstream,
         } = self
             .answer(user, params, |llm, model, request| async move {
-                (llm.complete(&model, &request).await, request)
+                llm.complete(&model, &request).await
             })
             .await?;
         let usage = account.finish(Outcome::Success, routed.value.usage);
@@ -147,7 +147,7 @@ impl ChatService {
             upstream,
         } = self
             .answer(user, params, |llm, model, request| async move {
-                (llm.stream(&model, &request).await, request)
+                llm.stream(&model, &request).await
             })
             .await?;
         Ok(ChatStream {
@@ -159,8 +159,8 @@ impl ChatService {
         })
     }
 
-    /// Prepares the call and makes it with `call` (whole or streamed, handing the request
-    /// back), timing the wait on the provider. A call no provider answered is accounted for
+    /// Prepares the call and makes it with `call` (whole or streamed), timing the wait on the
+    /// provider. A call no provider answered is accounted for
     /// here.
     async fn answer<T, F, Fut>(
         &self,
@@ -170,7 +170,7 @@ impl ChatService {
     ) -> Result<Answered<T>, ChatError>
     where
         F: FnOnce(Arc<LlmGateway>, String, CompletionRequest) -> Fut,
-        Fut: Future<Output = (Result<Routed<T>, ProviderError>, CompletionRequest)>,
+        Fut: Future<Output = Result<Routed<T>, ProviderError>>,
     {
         let Prepared {
             model,
@@ -179,12 +179,11 @@ impl ChatService {
             mut account,
         } = self.prepare(user, params).await?;
         let waiting = Instant::now();
-        let (outcome, request) = call(self.llm.clone(), model, request).await;
+        let outcome = call(self.llm.clone(), model, request).await;
         let upstream = waiting.elapsed();
         match outcome {
             Ok(routed) => {
                 account.answered_by(routed.provider, routed.model.clone());
-                account.keep_prompt(request.messages);
                 Ok(Answered {
                     routed,
                     citations,
@@ -224,13 +223,13 @@ impl ChatService {
         citations.truncate(fitted.kept);
         let counted = fitted.tokens;
         let Grounded { messages, context } = fitted.prompt;
+        let messages: Arc<[ChatMessage]> = messages.into();
         // The token limit reserves the exact worst case, so it needs the count; otherwise it
         // is left to the end of a call the provider reports no usage for.
         let prompt = match (counted, &self.tokens) {
             (Some(count), _) => PromptTokens::Counted(count),
             (None, Some(_)) => PromptTokens::Counted(tokens::count_messages(&model, &messages)),
-            // Filled with the request's messages once the call is made.
-            (None, None) => PromptTokens::Uncounted(Vec::new()),
+            (None, None) => PromptTokens::Uncounted(messages.clone()),
         };
         let reservation = match &prompt {
             PromptTokens::Counted(count) => {

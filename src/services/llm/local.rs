@@ -249,7 +249,7 @@ mod tests {
     fn request(question: &str, context: &[(usize, &str)]) -> CompletionRequest {
         CompletionRequest {
             model: MODEL_NAME.to_owned(),
-            messages: vec![ChatMessage::new(Role::User, question)],
+            messages: vec![ChatMessage::new(Role::User, question)].into(),
             temperature: Some(0.7),
             max_tokens: 256,
             context: context

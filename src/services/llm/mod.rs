@@ -21,6 +21,8 @@ pub mod tokens;
 #[cfg(test)]
 mod test_support;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
@@ -77,7 +79,9 @@ pub struct CompletionRequest {
     /// The provider-local model name: the routing prefix (`ollama/`, `anthropic/`, `local/`)
     /// is already stripped.
     pub model: String,
-    pub messages: Vec<ChatMessage>,
+    /// Shared: the gateway hands each candidate model a copy of the request, and the chat's
+    /// account keeps the prompt to count it should the call end without a usage report.
+    pub messages: Arc<[ChatMessage]>,
     /// `None`: the provider's default, which is what OpenAI's reasoning models (o-series,
     /// gpt-5) accept alone; they refuse any other temperature.
     pub temperature: Option<f32>,

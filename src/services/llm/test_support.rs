@@ -87,7 +87,8 @@ pub fn user_request(model: &str, question: &str) -> CompletionRequest {
         messages: vec![
             ChatMessage::new(Role::System, "Be brief."),
             ChatMessage::new(Role::User, question),
-        ],
+        ]
+        .into(),
         temperature: Some(0.2),
         max_tokens: 64,
         context: Vec::new(),

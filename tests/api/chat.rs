@@ -54,6 +54,13 @@ async fn usage_rows(app: &TestApp, token: &str) -> Vec<ragd::store::UsageEvent> 
         .unwrap()
 }
 
+/// What ragd's tokenizer counts for a prompt of one user message (`question(text)`).
+fn user_prompt_tokens(text: &str) -> i32 {
+    let message = ragd::services::llm::ChatMessage::new(ragd::services::llm::Role::User, text);
+    let count = ragd::services::llm::tokens::count_messages("gpt-4o-mini", &[message]);
+    i32::try_from(count).unwrap()
+}
+
 fn question(text: &str) -> Value {
     json!({"messages": [{"role": "user", "content": text}]})
 }
@@ -422,16 +429,10 @@ async fn a_client_that_disconnects_closes_the_upstream_request() {
     assert_eq!(rows[0].outcome, "cancelled");
     // No usage report came: ragd counts the prompt (only now: it fit the window by its bytes
     // alone, so nothing counted it before the call) and the one token received.
-    let prompt = ragd::services::llm::tokens::count_messages(
-        "gpt-4o-mini",
-        &[ragd::services::llm::ChatMessage::new(
-            ragd::services::llm::Role::User,
-            "Hi",
-        )],
-    );
+    let prompt = user_prompt_tokens("Hi");
     assert_eq!(
         (rows[0].prompt_tokens, rows[0].completion_tokens),
-        (prompt as i32, 1)
+        (prompt, 1)
     );
 }
 
@@ -460,16 +461,10 @@ async fn a_client_that_leaves_before_the_first_token_is_charged_its_prompt() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(rows[0].outcome, "cancelled");
-    let prompt = ragd::services::llm::tokens::count_messages(
-        "gpt-4o-mini",
-        &[ragd::services::llm::ChatMessage::new(
-            ragd::services::llm::Role::User,
-            "Hi",
-        )],
-    );
+    let prompt = user_prompt_tokens("Hi");
     assert_eq!(
         (rows[0].prompt_tokens, rows[0].completion_tokens),
-        (prompt as i32, 0)
+        (prompt, 0)
     );
 }
 

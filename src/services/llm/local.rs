@@ -176,14 +176,13 @@ fn answer(req: &CompletionRequest) -> String {
     text
 }
 
+/// The prompt is the messages alone: the context's sources are already written into them
+/// (the grounded system message), `context` only hands them over whole for quoting.
 fn usage(req: &CompletionRequest, text: &str) -> Usage {
-    let context_tokens = req
-        .context
-        .iter()
-        .map(|source| tokens::count_text(MODEL_NAME, &source.text))
-        .fold(0, u32::saturating_add);
-    let prompt = tokens::count_messages(MODEL_NAME, &req.messages).saturating_add(context_tokens);
-    Usage::new(prompt, tokens::count_text(MODEL_NAME, text))
+    Usage::new(
+        tokens::count_messages(MODEL_NAME, &req.messages),
+        tokens::count_text(MODEL_NAME, text),
+    )
 }
 
 fn check_model(req: &CompletionRequest) -> Result<(), ProviderError> {
@@ -276,10 +275,8 @@ mod tests {
 
     #[tokio::test]
     async fn answers_by_quoting_relevant_sentences_with_their_source_numbers() {
-        let completion = LocalProvider
-            .complete(&request("When was the Eiffel Tower completed?", CONTEXT))
-            .await
-            .unwrap();
+        let req = request("When was the Eiffel Tower completed?", CONTEXT);
+        let completion = LocalProvider.complete(&req).await.unwrap();
 
         assert!(
             completion.text.starts_with(ANSWER_LEAD),
@@ -295,6 +292,11 @@ mod tests {
         );
         assert!(!completion.text.contains("[2]"), "{}", completion.text);
         assert!(completion.usage.prompt_tokens > 0 && completion.usage.completion_tokens > 0);
+        // The sources are counted once, as part of the messages they are written into.
+        assert_eq!(
+            completion.usage.prompt_tokens,
+            tokens::count_messages(MODEL_NAME, &req.messages)
+        );
         assert_eq!(
             completion.usage.total_tokens,
             completion.usage.prompt_tokens + completion.usage.completion_tokens

@@ -96,7 +96,7 @@ pub struct ApiKeyList {
 
 /// Creates an API key for the caller, to use as `Authorization: Bearer rk_...`.
 #[utoipa::path(post, path = "/api/v1/auth/api-keys", tag = "auth",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     request_body = CreateApiKeyRequest,
     responses(
         (status = 201, description = "the key, shown once", body = CreatedApiKeyView),
@@ -126,7 +126,7 @@ async fn create_api_key(
 
 /// The caller's API keys, oldest first.
 #[utoipa::path(get, path = "/api/v1/auth/api-keys", tag = "auth",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     responses(
         (status = 200, description = "the caller's keys", body = ApiKeyList),
         (status = 401, description = "missing, invalid or expired credentials", body = ErrorResponse),
@@ -143,7 +143,7 @@ async fn list_api_keys(
 
 /// Revokes one of the caller's API keys: refused from the next request on, on every replica.
 #[utoipa::path(delete, path = "/api/v1/auth/api-keys/{id}", tag = "auth",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     params(("id" = Uuid, Path, description = "the key's id")),
     responses(
         (status = 204, description = "revoked"),

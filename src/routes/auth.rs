@@ -182,7 +182,7 @@ async fn token(
 
 /// The caller's own account.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     responses(
         (status = 200, description = "the caller's account", body = UserView),
         (status = 401, description = "missing, invalid or expired credentials", body = ErrorResponse),

@@ -181,7 +181,7 @@ impl From<ChatAnswer> for ChatResponse {
 
 /// Answers a conversation; with `stream: true`, as the same events as /api/v1/chat/stream.
 #[utoipa::path(post, path = "/api/v1/chat", tag = "chat",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     request_body = ChatRequest,
     responses(
         (status = 200, description = "the answer (or, with `stream: true`, `text/event-stream`)", body = ChatResponse),
@@ -216,7 +216,7 @@ async fn chat(
 /// `{"error": {"code", "message"}}` if the provider fails mid-way. Comment lines keep the
 /// connection alive during long silences. Closing the connection cancels the provider call.
 #[utoipa::path(post, path = "/api/v1/chat/stream", tag = "chat",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     request_body = ChatRequest,
     responses(
         (status = 200, description = "`text/event-stream` of citations, tokens, then done or error", content_type = "text/event-stream", body = String,

@@ -13,7 +13,9 @@ pub mod search;
 pub mod ui;
 
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
+};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
@@ -40,7 +42,10 @@ use crate::http::error::{ErrorDetail, ErrorResponse, FieldError};
 )]
 struct ApiDoc;
 
-/// Declares the `bearer` scheme: a JWT from /api/v1/auth/token or an `rk_...` API key.
+/// Declares the two ways to authenticate, either of which every protected route accepts:
+/// `bearer`, a JWT from /api/v1/auth/token or an `rk_...` API key pasted in; and `password`,
+/// OAuth2's password flow against /api/v1/auth/token, so Swagger UI's Authorize dialog signs
+/// in with an email and a password itself.
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
@@ -56,6 +61,16 @@ impl utoipa::Modify for BearerAuth {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "password",
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [Flow::Password(Password::new(
+                    "/api/v1/auth/token",
+                    Scopes::new(),
+                ))],
+                "Your email (as the username) and password",
+            )),
         );
     }
 }

@@ -77,7 +77,7 @@ pub struct ModelView {
 
 /// Every model the configured providers offer (a provider that cannot be reached is left out).
 #[utoipa::path(get, path = "/v1/models", tag = "openai",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     responses(
         (status = 200, description = "the models", body = ModelList),
         (status = 401, description = "missing, invalid or expired credentials", body = OpenAiErrorResponse),
@@ -294,7 +294,7 @@ pub struct AssistantMessage {
 /// events ending in `data: [DONE]` (a last chunk with `usage` first when
 /// `stream_options.include_usage` is set).
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "openai",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     request_body = ChatCompletionRequest,
     responses(
         (status = 200, description = "the completion (or, with `stream: true`, `text/event-stream` of chunks)", body = ChatCompletion),

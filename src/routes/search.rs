@@ -85,7 +85,7 @@ pub struct SearchResponse {
 /// Finds the chunks of the caller's ready documents that best match the query.
 #[utoipa::path(post, path = "/api/v1/search", tag = "search",
     request_body = SearchRequest,
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     responses(
         (status = 200, description = "the best matching chunks, best first", body = SearchResponse),
         (status = 401, description = "missing, invalid or expired credentials", body = ErrorResponse),

@@ -16,6 +16,37 @@ async fn openapi_json_is_openapi_3_1_and_lists_the_routes() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+#[tokio::test]
+async fn swagger_ui_can_sign_in_with_the_oauth2_password_flow() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
+    let flow = &doc["components"]["securitySchemes"]["password"]["flows"]["password"];
+    assert_eq!(flow["tokenUrl"], "/api/v1/auth/token");
+    // Every protected route accepts either scheme.
+    assert_eq!(
+        doc["paths"]["/api/v1/auth/me"]["get"]["security"],
+        serde_json::json!([{"bearer": []}, {"password": []}])
+    );
+
+    // What Swagger UI sends: the form with an empty scope, and the (empty) client credentials
+    // in a Basic header.
+    crate::helpers::signed_up(&app, "swagger@example.com").await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/token"))
+        .header("authorization", "Basic Og==")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=password&scope=&username=swagger%40example.com&password=correct%20horse%20battery")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let token: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(token["token_type"], "bearer");
+    let me = app.me(token["access_token"].as_str().unwrap()).await;
+    assert_eq!(me.status(), 200);
+}
+
 /// Every `src`/`href` of a page that points at this server must be served by it, and none may
 /// point elsewhere: a browser opening the docs sends no request off the machine.
 async fn assert_page_is_self_contained(app: &crate::helpers::TestApp, page: &str) {

@@ -147,7 +147,7 @@ impl ListParams {
 
 /// Lists the caller's documents, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/documents", tag = "documents",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     params(ListParams),
     responses(
         (status = 200, description = "a page of the caller's documents", body = DocumentList),
@@ -184,7 +184,7 @@ async fn list(
 
 /// One of the caller's documents: its status, error and chunk count.
 #[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     params(("id" = Uuid, Path, description = "the document's id")),
     responses(
         (status = 200, description = "the document", body = DocumentView),
@@ -202,7 +202,7 @@ async fn show(
 
 /// Deletes the document with its chunks, vectors and stored file (a running job stops).
 #[utoipa::path(delete, path = "/api/v1/documents/{id}", tag = "documents",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     params(("id" = Uuid, Path, description = "the document's id")),
     responses(
         (status = 204, description = "the document and everything derived from it are gone"),
@@ -221,7 +221,7 @@ async fn delete(
 /// Queues the document for processing again (e.g. after changing `EMBEDDING_MODEL`). Its
 /// current chunks stay searchable until the new ones replace them.
 #[utoipa::path(post, path = "/api/v1/documents/{id}/reindex", tag = "documents",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     params(("id" = Uuid, Path, description = "the document's id")),
     responses(
         (status = 202, description = "the document, queued again", body = DocumentView),

@@ -113,7 +113,7 @@ impl FromRequest<AppState> for UploadBody {
 /// Uploads a document: stored, then processed in the background (`queued -> processing ->
 /// ready | failed`). The same bytes uploaded again return the existing document.
 #[utoipa::path(post, path = "/api/v1/documents/upload", tag = "documents",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
     responses(
         (status = 202, description = "stored and queued (or the existing document with the same bytes)", body = UploadAccepted),

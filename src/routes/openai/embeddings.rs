@@ -111,7 +111,7 @@ pub struct EmbeddingUsage {
 
 /// Embeds a text or a list of texts.
 #[utoipa::path(post, path = "/v1/embeddings", tag = "openai",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("password" = [])),
     request_body = EmbeddingRequest,
     responses(
         (status = 200, description = "one vector per input, in order", body = EmbeddingList),

@@ -214,13 +214,26 @@ pub enum Frame {
 
 /// Turns a provider's frames into stream events with `decode`. The stream ends after the
 /// first `Done` or error; frames that end without a `Done` mean the answer was cut.
-pub fn decode_events<S, F, D>(provider: &'static str, frames: S, decode: D) -> EventStream
+pub fn decode_events<S, F, D>(provider: &'static str, frames: S, mut decode: D) -> EventStream
 where
     S: Stream<Item = Result<F, ProviderError>> + Unpin + Send + 'static,
+    F: 'static,
     D: FnMut(F) -> Result<Frame, ProviderError> + Unpin + Send + 'static,
 {
+    decode_events_to_end(frames, move |frame| match frame {
+        Some(frame) => decode(frame),
+        None => Err(ProviderError::StreamCut { provider }),
+    })
+}
+
+/// Like [`decode_events`], but `decode` also decides what frames ending without a `Done`
+/// mean: it is called with `None` then.
+pub fn decode_events_to_end<S, F, D>(frames: S, decode: D) -> EventStream
+where
+    S: Stream<Item = Result<F, ProviderError>> + Unpin + Send + 'static,
+    D: FnMut(Option<F>) -> Result<Frame, ProviderError> + Unpin + Send + 'static,
+{
     DecodeEvents {
-        provider,
         frames,
         decode,
         ended: false,
@@ -229,7 +242,6 @@ where
 }
 
 struct DecodeEvents<S, D> {
-    provider: &'static str,
     frames: S,
     decode: D,
     ended: bool,
@@ -238,7 +250,7 @@ struct DecodeEvents<S, D> {
 impl<S, F, D> Stream for DecodeEvents<S, D>
 where
     S: Stream<Item = Result<F, ProviderError>> + Unpin,
-    D: FnMut(F) -> Result<Frame, ProviderError> + Unpin,
+    D: FnMut(Option<F>) -> Result<Frame, ProviderError> + Unpin,
 {
     type Item = Result<StreamEvent, ProviderError>;
 
@@ -246,11 +258,9 @@ where
         let this = &mut *self;
         while !this.ended {
             let decoded = match ready!(this.frames.poll_next_unpin(cx)) {
-                None => Err(ProviderError::StreamCut {
-                    provider: this.provider,
-                }),
+                None => (this.decode)(None),
                 Some(Err(error)) => Err(error),
-                Some(Ok(frame)) => (this.decode)(frame),
+                Some(Ok(frame)) => (this.decode)(Some(frame)),
             };
             let event = match decoded {
                 Ok(Frame::Ignore) => continue,

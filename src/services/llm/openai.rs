@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use reqwest::RequestBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::framing::{Frame, decode_events, sse_events};
+use super::framing::{Frame, decode_events_to_end, sse_events};
 use super::http::{Endpoint, LlmHttp, Upstream, safe_message};
 use super::{
     ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, FinishReason,
@@ -128,17 +128,21 @@ struct ChoiceMessage {
     content: Option<String>,
 }
 
+/// One chunk, read as leniently as the servers that speak OpenAI's API write them: `choices`
+/// may be missing or `null` (a usage-only chunk), and so may a choice's `delta` (a last
+/// chunk carrying only its `finish_reason`).
 #[derive(Deserialize)]
 struct ChatChunk {
     #[serde(default)]
-    choices: Vec<ChunkChoice>,
+    choices: Option<Vec<ChunkChoice>>,
     usage: Option<WireUsage>,
     error: Option<WireError>,
 }
 
 #[derive(Deserialize)]
 struct ChunkChoice {
-    delta: Delta,
+    #[serde(default)]
+    delta: Option<Delta>,
     finish_reason: Option<String>,
 }
 
@@ -200,10 +204,20 @@ fn protocol(message: impl Into<String>) -> ProviderError {
 struct StreamEnd {
     usage: Option<Usage>,
     finish: FinishReason,
+    /// A choice said why it finished: the answer is whole even if `[DONE]` never comes (some
+    /// compatible servers just close the stream).
+    finished: bool,
 }
 
-/// Decodes one SSE `data:` payload of a chat completion stream.
-fn decode_chunk(data: &str, end: &mut StreamEnd) -> Result<Frame, ProviderError> {
+/// Decodes one SSE `data:` payload of a chat completion stream; `None` when the stream ended.
+fn decode_chunk(data: Option<&str>, end: &mut StreamEnd) -> Result<Frame, ProviderError> {
+    let Some(data) = data else {
+        return if end.finished {
+            Ok(Frame::Done(end.usage.take(), end.finish))
+        } else {
+            Err(ProviderError::StreamCut { provider: PROVIDER })
+        };
+    };
     if data.trim() == "[DONE]" {
         return Ok(Frame::Done(end.usage.take(), end.finish));
     }
@@ -223,11 +237,12 @@ fn decode_chunk(data: &str, end: &mut StreamEnd) -> Result<Frame, ProviderError>
         end.usage = Some(reported.into());
     }
     let mut text = String::new();
-    for choice in chunk.choices {
+    for choice in chunk.choices.into_iter().flatten() {
         if let Some(reason) = choice.finish_reason.as_deref() {
             end.finish = FinishReason::from_provider(Some(reason));
+            end.finished = true;
         }
-        match choice.delta.content {
+        match choice.delta.and_then(|delta| delta.content) {
             Some(content) if text.is_empty() => text = content,
             Some(content) => text.push_str(&content),
             None => {}
@@ -271,8 +286,8 @@ impl LlmProvider for OpenAiProvider {
         let upstream = self.post_chat(req, true).await?;
         let events = sse_events(PROVIDER, upstream.into_chunks());
         let mut end = StreamEnd::default();
-        Ok(decode_events(PROVIDER, events, move |event| {
-            decode_chunk(&event.data, &mut end)
+        Ok(decode_events_to_end(events, move |event| {
+            decode_chunk(event.as_ref().map(|event| event.data.as_str()), &mut end)
         }))
     }
 
@@ -655,6 +670,51 @@ mod tests {
                 Err(ProviderError::StreamCut { provider: "openai" })
             ),
             "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn chunks_without_choices_or_delta_are_read_as_compatible_servers_write_them() {
+        let (base_url, _) = mock_chat(|| {
+            sse(vec![
+                chunk("Hel"),
+                data(json!({"choices": [{"index": 0, "finish_reason": "stop"}]})),
+                data(
+                    json!({"choices": null, "usage": {"prompt_tokens": 3, "completion_tokens": 1}}),
+                ),
+                "data: [DONE]\n\n".to_owned(),
+            ])
+        })
+        .await;
+
+        let events = streamed(&provider(&base_url), "m").await;
+
+        assert_eq!(
+            events,
+            [
+                StreamEvent::Token("Hel".into()),
+                StreamEvent::Done {
+                    usage: Some(Usage::new(3, 1)),
+                    finish: FinishReason::Stop
+                }
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_finished_is_whole_without_done() {
+        let finished =
+            data(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}));
+        let (base_url, _) = mock_chat(move || sse(vec![chunk("Hel"), finished.clone()])).await;
+
+        let events = streamed(&provider(&base_url), "m").await;
+
+        assert_eq!(
+            events.last(),
+            Some(&StreamEvent::Done {
+                usage: None,
+                finish: FinishReason::Length
+            })
         );
     }
 

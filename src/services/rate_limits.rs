@@ -150,8 +150,17 @@ impl RateLimits {
     }
 }
 
+/// The address a quota belongs to. An IPv6 client is one /64 network: a single host is
+/// routinely given a whole /64, and would otherwise have as many quotas as addresses.
 fn ip_label(ip: Option<IpAddr>) -> String {
-    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    match ip.map(|ip| ip.to_canonical()) {
+        None => "unknown".to_owned(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => {
+            let network = std::net::Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX));
+            format!("{network}/64")
+        }
+    }
 }
 
 fn login_ip_key(ip: Option<IpAddr>) -> String {
@@ -171,6 +180,23 @@ mod tests {
 
     fn limits() -> RateLimits {
         RateLimits::new(Arc::new(MemoryRateLimiter::default()), 60, true)
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_network_and_a_mapped_ipv4_its_address() {
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        assert_eq!(ip_label(ip("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(
+            ip_label(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            ip_label(ip("2001:db8:1:2::9"))
+        );
+        assert_ne!(
+            ip_label(ip("2001:db8:1:3::1")),
+            ip_label(ip("2001:db8:1:2::1"))
+        );
+        assert_eq!(ip_label(ip("::ffff:203.0.113.7")), "203.0.113.7");
+        assert_eq!(ip_label(ip("203.0.113.7")), "203.0.113.7");
+        assert_eq!(ip_label(None), "unknown");
     }
 
     #[tokio::test]

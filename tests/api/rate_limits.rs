@@ -101,7 +101,7 @@ async fn an_api_key_counts_against_its_owners_quota() {
 }
 
 #[tokio::test]
-async fn unknown_routes_stay_404_and_bad_tokens_401_before_any_limit() {
+async fn unknown_routes_stay_404_and_requests_without_credentials_401_before_any_limit() {
     let app = spawn_app_with(Backend::Sqlite, &[("RATE_LIMIT_PER_MINUTE", "1")])
         .await
         .unwrap();
@@ -178,6 +178,24 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_address_limit(
         register_via(&app, 3, Some("192.0.2.1, 203.0.113.7")).await,
         429
     );
+}
+
+#[tokio::test]
+async fn requests_that_fail_authentication_spend_their_address_quota() {
+    let app = spawn_app_with(Backend::Sqlite, &[("RATE_LIMIT_PER_MINUTE", "3")])
+        .await
+        .unwrap();
+    let token = direct_token(&app, "ada@example.com").await;
+    let guess = || app.me("rk_00000000000000000000000000000000000000000000");
+
+    for _ in 0..3 {
+        assert_error(guess().await, 401, "unauthorized").await;
+    }
+    let refused = guess().await;
+    assert!(header(&refused, "retry-after") >= 1);
+    assert_error(refused, 429, "rate_limited").await;
+    // A user's own quota is theirs, whatever the address has spent.
+    assert_eq!(app.me(&token).await.status(), 200);
 }
 
 #[tokio::test]

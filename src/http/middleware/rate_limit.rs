@@ -20,6 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::future::{BoxFuture, Either};
@@ -153,7 +154,27 @@ impl Gate {
             Scope::PerUser => {
                 let user = match authenticate(request.headers(), &self.accounts).await {
                     Ok(user) => user,
-                    Err(err) => return Ok(err.into_response()),
+                    Err(err)
+                        if err.status != StatusCode::UNAUTHORIZED
+                            || !request.headers().contains_key(AUTHORIZATION) =>
+                    {
+                        return Ok(err.into_response());
+                    }
+                    Err(err) => {
+                        // A credential that fails spends its address's quota, so guessing
+                        // them (each a database lookup) is limited like the public routes.
+                        // A request with none costs nothing and stays a plain 401.
+                        let ip = client_ip(
+                            request.headers(),
+                            request.extensions(),
+                            &self.trusted_proxies,
+                        );
+                        if let Err(refusal) = self.rate_limits.check_ip(ip).await {
+                            count_limited(request.extensions().get::<MatchedPath>());
+                            return Ok(ApiError::from(refusal).into_response());
+                        }
+                        return Ok(err.into_response());
+                    }
                 };
                 let checked = self.rate_limits.check_user(user.id).await;
                 request.extensions_mut().insert::<AuthUser>(user);

@@ -20,7 +20,7 @@ use crate::http::error::{ApiError, ErrorResponse, FieldError};
 use crate::http::extract::{ValidJson, Validate};
 use crate::services::chat::{
     ChatAnswer, ChatEvent, ChatParams, ChatStream, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE,
-    DEFAULT_TOP_K, RagScope,
+    DEFAULT_TOP_K, RAGD_LIMITS, RagScope,
 };
 use crate::services::llm::{ChatMessage, Role, Usage};
 use crate::services::retrieval::Citation;
@@ -119,6 +119,7 @@ impl ChatRequest {
                 document_ids: self.document_ids.clone(),
                 top_k: self.top_k,
             }),
+            limits: &RAGD_LIMITS,
         }
     }
 }

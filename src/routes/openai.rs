@@ -27,7 +27,7 @@ use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{ValidJson, Validate};
 use crate::routes::chat::{UsageView, json_event, with_overhead};
 use crate::services::chat::{
-    ChatEvent, ChatParams, ChatStream, DEFAULT_MAX_TOKENS, DEFAULT_TOP_K, RagScope,
+    ChatEvent, ChatParams, ChatStream, DEFAULT_MAX_TOKENS, DEFAULT_TOP_K, OPENAI_LIMITS, RagScope,
 };
 use crate::services::llm::{ChatMessage, Role};
 use crate::services::retrieval::Citation;
@@ -212,6 +212,7 @@ impl ChatCompletionRequest {
                     document_ids: rag.document_ids.clone(),
                     top_k: rag.top_k,
                 }),
+            limits: &OPENAI_LIMITS,
         };
         if problems.is_empty() {
             problems = params.problems();

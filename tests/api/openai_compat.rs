@@ -224,6 +224,28 @@ async fn an_answer_cut_at_max_tokens_has_finish_reason_length() {
 }
 
 #[tokio::test]
+async fn long_conversations_and_long_answers_are_taken_as_openai_takes_them() {
+    let (app, mock, token) = app_with_mock(Reply::Answer("Hi")).await;
+    let long = "word ".repeat(4_000); // 20,000 characters: over ragd's own chat bound
+    let request = json!({"model": "gpt-4o-mini", "max_tokens": 16_000,
+        "messages": [{"role": "user", "content": long}]});
+
+    let response = post(&app, &token, "/v1/chat/completions", &request).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(mock.requests()[0]["max_tokens"], 16_000);
+    let too_many = json!({"model": "gpt-4o-mini", "max_tokens": 128_001,
+        "messages": [{"role": "user", "content": "Hi"}]});
+    let body = assert_openai_error(
+        post(&app, &token, "/v1/chat/completions", &too_many).await,
+        422,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(body["error"]["param"], "max_tokens");
+}
+
+#[tokio::test]
 async fn v1_failures_use_openai_error_shape() {
     let (app, _mock, token) = app_with_mock(Reply::Status(500)).await;
 

@@ -20,7 +20,8 @@ pub use grounding::{Grounding, GroundingError, Ungrounded};
 pub use limit::TokenLimiter;
 pub use params::{
     ChatParams, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, MAX_CONTENT_CHARS,
-    MAX_MESSAGES, MAX_OUTPUT_TOKENS, MAX_TEMPERATURE, MAX_TOP_K, RagScope,
+    MAX_MESSAGES, MAX_OUTPUT_TOKENS, MAX_TEMPERATURE, MAX_TOP_K, OPENAI_LIMITS, RAGD_LIMITS,
+    RagScope,
 };
 pub use service::{ChatAnswer, ChatError, ChatService};
 pub use stream::{ChatEvent, ChatStream, ChatSummary};

@@ -14,6 +14,32 @@ pub const DEFAULT_TEMPERATURE: f32 = 0.7;
 pub const DEFAULT_MAX_TOKENS: u32 = 1024;
 pub const DEFAULT_TOP_K: u32 = 5;
 
+/// The bounds a chat request is held to. They differ by route: ragd's own chat API has the
+/// contract's; the OpenAI-compatible one takes what OpenAI's API takes (long conversations,
+/// long answers), within the request body limit (`MAX_REQUEST_BODY_KB`) and the model's
+/// context window, which bound it anyway.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChatLimits {
+    pub messages: usize,
+    pub content_chars: usize,
+    pub output_tokens: u32,
+}
+
+/// `POST /api/v1/chat` and `/chat/stream`, as the contract sets them.
+pub const RAGD_LIMITS: ChatLimits = ChatLimits {
+    messages: MAX_MESSAGES,
+    content_chars: MAX_CONTENT_CHARS,
+    output_tokens: MAX_OUTPUT_TOKENS,
+};
+
+/// `POST /v1/chat/completions`: OpenAI's own caps (2,048 messages; 128,000 output tokens, the
+/// most any of its models writes).
+pub const OPENAI_LIMITS: ChatLimits = ChatLimits {
+    messages: 2_048,
+    content_chars: usize::MAX,
+    output_tokens: 128_000,
+};
+
 /// Which of the caller's documents ground the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RagScope {
@@ -35,24 +61,32 @@ pub struct ChatParams {
     pub max_tokens: u32,
     /// `None`: answer without retrieval.
     pub rag: Option<RagScope>,
+    pub limits: &'static ChatLimits,
 }
 
 impl ChatParams {
     /// Every limit the request breaks, with the field path the client sent.
     pub fn problems(&self) -> Vec<FieldError> {
         let mut problems = Vec::new();
-        if self.messages.is_empty() || self.messages.len() > MAX_MESSAGES {
+        let limits = self.limits;
+        if self.messages.is_empty() || self.messages.len() > limits.messages {
             problems.push(FieldError::new(
                 "messages",
-                format!("must hold 1 to {MAX_MESSAGES} messages"),
+                format!("must hold 1 to {} messages", limits.messages),
             ));
         }
         for (index, message) in self.messages.iter().enumerate() {
-            let chars = message.content.chars().count();
-            if chars == 0 || chars > MAX_CONTENT_CHARS {
+            let too_long = message.content.len() > limits.content_chars
+                && message.content.chars().count() > limits.content_chars;
+            if message.content.is_empty() || too_long {
+                let message = if limits.content_chars == usize::MAX {
+                    "must not be empty".to_owned()
+                } else {
+                    format!("must be 1 to {} characters", limits.content_chars)
+                };
                 problems.push(FieldError::new(
                     format!("messages[{index}].content"),
-                    format!("must be 1 to {MAX_CONTENT_CHARS} characters"),
+                    message,
                 ));
             }
         }
@@ -65,10 +99,10 @@ impl ChatParams {
                 format!("must be between 0 and {MAX_TEMPERATURE}"),
             ));
         }
-        if !(1..=MAX_OUTPUT_TOKENS).contains(&self.max_tokens) {
+        if !(1..=limits.output_tokens).contains(&self.max_tokens) {
             problems.push(FieldError::new(
                 "max_tokens",
-                format!("must be between 1 and {MAX_OUTPUT_TOKENS}"),
+                format!("must be between 1 and {}", limits.output_tokens),
             ));
         }
         if let Some(model) = &self.model
@@ -109,6 +143,7 @@ mod tests {
                 document_ids: Vec::new(),
                 top_k: DEFAULT_TOP_K,
             }),
+            limits: &RAGD_LIMITS,
         }
     }
 

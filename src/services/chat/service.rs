@@ -308,7 +308,7 @@ mod tests {
     use futures::StreamExt;
 
     use super::*;
-    use crate::services::chat::{ChatEvent, RagScope};
+    use crate::services::chat::{ChatEvent, RAGD_LIMITS, RagScope};
     use crate::services::llm::{ChatMessage, LOCAL_MODEL, LlmSettings, Role};
     use crate::store::sqlite::SqliteStore;
     use crate::store::{NewUser, Store};
@@ -393,6 +393,7 @@ mod tests {
                 document_ids: Vec::new(),
                 top_k: 5,
             }),
+            limits: &RAGD_LIMITS,
         }
     }
 

@@ -257,8 +257,7 @@ fn llm_settings(settings: &Settings) -> LlmSettings {
         default_model: settings.default_model.clone(),
         fallback_models: settings.fallback_models.clone(),
         timeout: settings.llm_timeout,
-        // A stream may be silent for as long as a whole call may take, but no longer.
-        idle_timeout: settings.llm_timeout,
+        idle_timeout: settings.llm_idle_timeout,
         ttft_timeout: settings.llm_ttft_timeout,
         max_retries: settings.llm_max_retries,
     }

@@ -159,6 +159,11 @@ pub const VARIABLES: &[Variable] = &[
         "total timeout of one upstream LLM call",
     ),
     var(
+        "LLM_IDLE_TIMEOUT_SECONDS",
+        "",
+        "a streamed answer silent this long is cut (default: LLM_TIMEOUT_SECONDS); lets long answers run under a large total timeout while stalls end soon",
+    ),
+    var(
         "LLM_TTFT_TIMEOUT_SECONDS",
         "",
         "fail over when no first token arrives within this many seconds",
@@ -317,6 +322,8 @@ pub struct Settings {
     /// SQLite: the in-process vector index's memory budget in bytes.
     pub search_index_memory_bytes: usize,
     pub llm_timeout: Duration,
+    /// Longest silence between two chunks of a streamed answer.
+    pub llm_idle_timeout: Duration,
     pub llm_ttft_timeout: Option<Duration>,
     pub llm_max_retries: u32,
     pub log_prompts: bool,
@@ -535,6 +542,10 @@ impl Settings {
             )? * 1024
                 * 1024,
             llm_timeout: r.seconds("LLM_TIMEOUT_SECONDS", 3600)?,
+            llm_idle_timeout: match r.optional("LLM_IDLE_TIMEOUT_SECONDS") {
+                Some(_) => r.seconds("LLM_IDLE_TIMEOUT_SECONDS", 3600)?,
+                None => r.seconds("LLM_TIMEOUT_SECONDS", 3600)?,
+            },
             llm_ttft_timeout: match r.optional("LLM_TTFT_TIMEOUT_SECONDS") {
                 Some(_) => Some(r.seconds("LLM_TTFT_TIMEOUT_SECONDS", 3600)?),
                 None => None,
@@ -654,6 +665,10 @@ impl Settings {
             (
                 "LLM_TIMEOUT_SECONDS",
                 self.llm_timeout.as_secs().to_string(),
+            ),
+            (
+                "LLM_IDLE_TIMEOUT_SECONDS",
+                self.llm_idle_timeout.as_secs().to_string(),
             ),
             (
                 "LLM_TTFT_TIMEOUT_SECONDS",
@@ -807,6 +822,22 @@ mod tests {
             assert_eq!(err.variable, name);
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn a_stream_may_be_silent_as_long_as_a_call_may_take_unless_told_otherwise() {
+        let s = settings(&[("LLM_TIMEOUT_SECONDS", "600")]).unwrap();
+        assert_eq!(s.llm_idle_timeout, Duration::from_secs(600));
+        let s = settings(&[
+            ("LLM_TIMEOUT_SECONDS", "600"),
+            ("LLM_IDLE_TIMEOUT_SECONDS", "20"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (s.llm_timeout, s.llm_idle_timeout),
+            (Duration::from_secs(600), Duration::from_secs(20))
+        );
+        assert!(settings(&[("LLM_IDLE_TIMEOUT_SECONDS", "0")]).is_err());
     }
 
     #[test]

@@ -77,17 +77,25 @@ pub fn deserialize_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError
                 format!("the body is not valid JSON: {inner}"),
             )
         } else {
-            let field = if path == "." {
-                "body".to_string()
-            } else {
-                path
+            let message = strip_position(&inner.to_string());
+            let field = match (path.as_str(), missing_field(&message)) {
+                (".", Some(missing)) => missing.to_owned(),
+                (".", None) => "body".to_owned(),
+                (_, Some(missing)) => format!("{path}.{missing}"),
+                (_, None) => path,
             };
-            ApiError::validation(vec![FieldError::new(
-                field,
-                strip_position(&inner.to_string()),
-            )])
+            ApiError::validation(vec![FieldError::new(field, message)])
         }
     })
+}
+
+/// The field a "missing field `name`" error names: serde reports it at the object holding
+/// the field, not at the field itself, which is what the client needs to fix.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")?
+        .split_once('`')
+        .map(|(name, _)| name)
 }
 
 /// serde_json appends " at line 1 column 42", which says nothing useful next to a field path.

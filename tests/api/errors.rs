@@ -114,6 +114,28 @@ async fn a_body_of_the_wrong_shape_is_422_with_the_field_path() {
 }
 
 #[tokio::test]
+async fn a_missing_field_is_named_where_it_is_missing() {
+    let address = spawn_layered().await;
+    let client = reqwest::Client::new();
+    for (body, field) in [
+        (serde_json::json!({}), "messages"),
+        (
+            serde_json::json!({"messages": [{"content": "hi"}, {}]}),
+            "messages[1].content",
+        ),
+    ] {
+        let response = client
+            .post(format!("{address}/echo"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let error = assert_error(response, 422, "validation_error").await;
+        assert_eq!(error["error"]["details"][0]["field"], field, "{error}");
+    }
+}
+
+#[tokio::test]
 async fn a_body_failing_validation_is_422_listing_each_field() {
     let address = spawn_layered().await;
     let response = reqwest::Client::new()

@@ -150,21 +150,24 @@ fn default_top_k() -> u32 {
     DEFAULT_TOP_K
 }
 
-/// OpenAI's chat completion request; unknown fields (`n`, `tools`, `user`...) are ignored.
+/// OpenAI's chat completion request; fields ragd does not use (`tools`, `user`, `top_p`...)
+/// are ignored.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionRequest {
     #[schema(example = "gpt-4o-mini")]
     pub model: Option<String>,
     pub messages: Vec<CompletionMessage>,
-    /// 0 to 2 (default 0.7).
+    /// 0 to 2 (default: the provider's own).
     pub temperature: Option<f32>,
-    /// 1 to 4096 (default 1024).
+    /// 1 to 128,000 (default 1024).
     pub max_tokens: Option<u32>,
     /// Preferred over `max_tokens` when both are sent, as OpenAI does.
     pub max_completion_tokens: Option<u32>,
     #[serde(default)]
     pub stream: bool,
     pub stream_options: Option<StreamOptions>,
+    /// How many answers: ragd gives one, so only 1 is accepted.
+    pub n: Option<u32>,
     pub ragd: Option<RagOptions>,
 }
 
@@ -172,6 +175,9 @@ impl ChatCompletionRequest {
     /// The request in the chat service's terms, or every field that cannot be translated.
     fn params(&self) -> Result<ChatParams, Vec<FieldError>> {
         let mut problems = Vec::new();
+        if self.n.is_some_and(|n| n != 1) {
+            problems.push(FieldError::new("n", "ragd gives one answer: must be 1"));
+        }
         let mut messages = Vec::with_capacity(self.messages.len());
         for (index, message) in self.messages.iter().enumerate() {
             let role = match message.role.as_str() {

@@ -243,6 +243,24 @@ async fn long_conversations_and_long_answers_are_taken_as_openai_takes_them() {
     )
     .await;
     assert_eq!(body["error"]["param"], "max_tokens");
+
+    let two =
+        json!({"model": "gpt-4o-mini", "n": 2, "messages": [{"role": "user", "content": "Hi"}]});
+    let body = assert_openai_error(
+        post(&app, &token, "/v1/chat/completions", &two).await,
+        422,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(body["error"]["param"], "n");
+    let mut one = hello();
+    one["n"] = json!(1);
+    assert_eq!(
+        post(&app, &token, "/v1/chat/completions", &one)
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]

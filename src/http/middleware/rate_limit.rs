@@ -185,12 +185,16 @@ impl Gate {
             Ok(decision) => {
                 let route = request.extensions().get::<MatchedPath>().cloned();
                 let Ok(mut response) = inner.call(request).await;
-                if response.status() == StatusCode::TOO_MANY_REQUESTS {
-                    // Refused by a limit the handler applies itself (failed logins, tokens a
-                    // minute): counted like the layer's own refusals, and the quota headers
-                    // it set, which describe that limit, stand.
+                // Refused by a limit the handler applies itself (failed logins, tokens a
+                // minute): counted like the layer's own refusals, and quota headers it set,
+                // which describe that limit, stand.
+                let own_quota = response.status() == StatusCode::TOO_MANY_REQUESTS && {
                     count_limited(route.as_ref());
-                } else if let Some(decision) = decision {
+                    response.headers().contains_key(&LIMIT)
+                };
+                if let Some(decision) = decision
+                    && !own_quota
+                {
                     insert_quota_headers(response.headers_mut(), &decision);
                 }
                 response

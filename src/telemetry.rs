@@ -41,11 +41,32 @@ const LATENCY_BUCKETS: &[f64] = &[
     60.0, 120.0,
 ];
 
-/// Installs the process-wide metrics recorder, once. Later calls reuse it.
+/// Buckets for `llm_output_tokens_per_second`: a CPU model's few to a hosted one's hundreds.
+const TOKEN_RATE_BUCKETS: &[f64] = &[
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0,
+];
+
+/// Buckets for counts: `embedding_batch_size`, `search_results`.
+const COUNT_BUCKETS: &[f64] = &[
+    0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0,
+];
+
+/// Installs the process-wide metrics recorder, once. Later calls reuse it. Every histogram
+/// gets buckets: without them the exporter writes a summary, whose quantiles cover a sliding
+/// window only and cannot be aggregated across replicas.
 pub fn init_metrics() {
     METRICS.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .ok()?
+            .set_buckets_for_metric(
+                Matcher::Full("llm_output_tokens_per_second".into()),
+                TOKEN_RATE_BUCKETS,
+            )
+            .ok()?
+            .set_buckets_for_metric(Matcher::Full("embedding_batch_size".into()), COUNT_BUCKETS)
+            .ok()?
+            .set_buckets_for_metric(Matcher::Full("search_results".into()), COUNT_BUCKETS)
             .ok()?;
         match builder.install_recorder() {
             Ok(handle) => Some(handle),

@@ -90,6 +90,13 @@ async fn llm_calls_are_counted_by_provider_and_model_and_unknown_names_do_not_be
         .len(),
         1
     );
+    // The output rate is a histogram too (a summary's quantiles fall to 0 between calls).
+    let rate = series(
+        &text,
+        "llm_output_tokens_per_second_bucket",
+        &[provider, &model],
+    );
+    assert!(!rate.is_empty(), "{text}");
     // The call went through a lane of clients (the mock speaks HTTP/1.1: a negotiating one).
     let lanes = series(&text, "llm_client_lanes", &[r#"kind="negotiating""#]);
     assert_eq!(lanes.len(), 1, "{text}");

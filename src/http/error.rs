@@ -381,7 +381,14 @@ impl From<ChatError> for ApiError {
                 Self::service_unavailable("rate_limiter_unavailable", message)
             }
             ChatError::Grounding(grounding) => grounding.0,
-            ChatError::Provider(provider) => provider.into(),
+            ChatError::Provider { error, overhead } => {
+                let mut error = Self::from(error);
+                error.headers.insert(
+                    crate::http::overhead::OVERHEAD_HEADER.clone(),
+                    crate::http::overhead::overhead_value(overhead),
+                );
+                error
+            }
         }
     }
 }

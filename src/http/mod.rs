@@ -6,6 +6,7 @@ pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod overhead;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

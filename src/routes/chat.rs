@@ -18,6 +18,7 @@ use crate::app::AppState;
 use crate::http::auth::AuthUser;
 use crate::http::error::{ApiError, ErrorResponse, FieldError};
 use crate::http::extract::{ValidJson, Validate};
+use crate::http::overhead::with_overhead;
 use crate::services::chat::{
     ChatAnswer, ChatEvent, ChatParams, ChatStream, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE,
     DEFAULT_TOP_K, RAGD_LIMITS, RagScope,
@@ -308,15 +309,3 @@ pub fn json_event(data: &impl Serialize) -> Event {
         }
     }
 }
-
-/// Adds `x-ragd-overhead-ms`: ragd's own time (total minus waiting on the provider), so
-/// operators can check what the gateway costs.
-pub fn with_overhead(mut response: Response, overhead: std::time::Duration) -> Response {
-    let millis = format!("{:.3}", overhead.as_secs_f64() * 1000.0);
-    if let Ok(value) = axum::http::HeaderValue::from_str(&millis) {
-        response.headers_mut().insert(OVERHEAD_HEADER, value);
-    }
-    response
-}
-
-pub const OVERHEAD_HEADER: &str = "x-ragd-overhead-ms";

@@ -25,7 +25,8 @@ use crate::app::AppState;
 use crate::http::auth::AuthUser;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{ValidJson, Validate};
-use crate::routes::chat::{UsageView, json_event, with_overhead};
+use crate::http::overhead::with_overhead;
+use crate::routes::chat::{UsageView, json_event};
 use crate::services::chat::{
     ChatEvent, ChatParams, ChatStream, DEFAULT_MAX_TOKENS, DEFAULT_TOP_K, OPENAI_LIMITS, RagScope,
 };

@@ -319,6 +319,8 @@ async fn a_provider_error_is_502_and_recorded_as_an_error() {
     let (app, _mock, token) = app_with_mock(Reply::Status(500), &[]).await;
 
     let response = post(&app, &token, "/api/v1/chat", &question("Hi")).await;
+    // A failed call reports ragd's own time too.
+    assert!(response.headers().contains_key("x-ragd-overhead-ms"));
     let error = assert_error(response, 502, "provider_error").await;
     assert!(
         error["error"]["message"]
@@ -328,6 +330,7 @@ async fn a_provider_error_is_502_and_recorded_as_an_error() {
         "{error}"
     );
     let stream = post(&app, &token, "/api/v1/chat/stream", &question("Hi")).await;
+    assert!(stream.headers().contains_key("x-ragd-overhead-ms"));
     assert_error(stream, 502, "provider_error").await;
 
     let rows = usage_rows(&app, &token).await;

@@ -268,6 +268,7 @@ async fn v1_failures_use_openai_error_shape() {
     let (app, _mock, token) = app_with_mock(Reply::Status(500)).await;
 
     let failed = post(&app, &token, "/v1/chat/completions", &hello()).await;
+    assert!(failed.headers().contains_key("x-ragd-overhead-ms"));
     let body = assert_openai_error(failed, 502, "api_error").await;
     assert_eq!(body["error"]["code"], "provider_error");
 

@@ -48,7 +48,7 @@ fn cors_layer(settings: &Settings) -> CorsLayer {
             HeaderName::from_static("x-ratelimit-limit"),
             HeaderName::from_static("x-ratelimit-remaining"),
             HeaderName::from_static("x-ratelimit-reset"),
-            HeaderName::from_static(crate::routes::chat::OVERHEAD_HEADER),
+            crate::http::overhead::OVERHEAD_HEADER.clone(),
         ])
         .max_age(Duration::from_secs(3600));
     if settings.cors_origins.iter().any(|o| o == "*") {

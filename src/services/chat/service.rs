@@ -39,8 +39,13 @@ pub enum ChatError {
     LimiterUnavailable,
     #[error(transparent)]
     Grounding(#[from] GroundingError),
-    #[error(transparent)]
-    Provider(#[from] ProviderError),
+    /// No provider answered; `overhead` is ragd's own time until then, reported like a
+    /// successful answer's (`x-ragd-overhead-ms`).
+    #[error("{error}")]
+    Provider {
+        error: ProviderError,
+        overhead: Duration,
+    },
 }
 
 /// A whole answer.
@@ -193,7 +198,10 @@ impl ChatService {
             }
             Err(error) => {
                 fail(&mut account, &error);
-                Err(error.into())
+                Err(ChatError::Provider {
+                    error,
+                    overhead: overhead(account.elapsed(), upstream),
+                })
             }
         }
     }

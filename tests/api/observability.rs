@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::chat::post;
+use crate::chat::{post, sse_data};
 use crate::helpers::{Backend, TestApp, signed_up, spawn_app, spawn_app_with};
 use crate::llm_mock::{LlmMock, PROMPT_TOKENS, Reply};
 
@@ -157,6 +157,30 @@ async fn made_up_methods_share_one_label() {
         &[r#"method="other""#, r#"route="/health""#],
     );
     assert_eq!(other.len(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn a_stream_cut_mid_way_still_counts_its_tokens() {
+    let mock = LlmMock::start(Reply::CutAfter(&["Hel", "lo"])).await;
+    let app = spawn_app_with(Backend::Sqlite, &mock.settings(&[]))
+        .await
+        .unwrap();
+    let token = signed_up(&app, "ada@example.com").await;
+    let model = format!("cut-{}", uuid::Uuid::new_v4());
+    let chat = json!({"model": model, "use_rag": false,
+        "messages": [{"role": "user", "content": "Hi"}]});
+
+    let events = sse_data(post(&app, &token, "/api/v1/chat/stream", &chat).await).await;
+
+    assert!(events.last().unwrap().get("error").is_some(), "{events:?}");
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let label = format!(r#"model="{model}""#);
+    for kind in [r#"kind="prompt""#, r#"kind="completion""#] {
+        let counted = series(&text, "llm_tokens_total", &[&label, kind]);
+        assert_eq!(counted.len(), 1, "{text}");
+        let tokens: f64 = counted[0].rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(tokens >= 1.0, "{}", counted[0]);
+    }
 }
 
 #[tokio::test]

@@ -50,6 +50,18 @@ impl MeteredStream {
         self.replayed = Some(event);
     }
 
+    /// Counts the tokens of an answer that ended early, once it had begun: the provider was
+    /// generating, and bills for the prompt and what it wrote until then.
+    fn count_partial_answer(&self) {
+        if self.first_token_at.is_some() {
+            self.metrics.tokens(tokens::estimate_usage(
+                &self.request.model,
+                &self.request.messages,
+                &self.answer,
+            ));
+        }
+    }
+
     /// The answer's text so far.
     pub fn answer(&self) -> &str {
         &self.answer
@@ -98,6 +110,7 @@ impl MeteredStream {
             Err(error) => {
                 self.finished = true;
                 self.metrics.failure(&error);
+                self.count_partial_answer();
                 Some(Err(error))
             }
         }
@@ -123,6 +136,7 @@ impl Drop for MeteredStream {
     fn drop(&mut self) {
         if !self.finished {
             self.metrics.cancelled();
+            self.count_partial_answer();
         }
     }
 }

@@ -181,12 +181,7 @@ impl CallMetrics {
         let series = &self.series;
         series.succeeded.increment(1);
         series.duration.record(duration.as_secs_f64());
-        series
-            .prompt_tokens
-            .increment(u64::from(usage.prompt_tokens));
-        series
-            .completion_tokens
-            .increment(u64::from(usage.completion_tokens));
+        self.tokens(usage);
         let seconds = generation.as_secs_f64();
         if usage.completion_tokens > 0 && seconds > 0.0 {
             series
@@ -202,6 +197,17 @@ impl CallMetrics {
             completion_tokens = usage.completion_tokens,
             "llm call"
         );
+    }
+
+    /// Adds a call's tokens to `llm_tokens_total`: a whole answer's, or what a stream that
+    /// failed or was abandoned had consumed and produced until then.
+    pub fn tokens(&self, usage: Usage) {
+        self.series
+            .prompt_tokens
+            .increment(u64::from(usage.prompt_tokens));
+        self.series
+            .completion_tokens
+            .increment(u64::from(usage.completion_tokens));
     }
 
     pub fn failure(&self, error: &ProviderError) {

@@ -63,6 +63,7 @@ impl JwtKeys {
         validation.leeway = LEEWAY_SECS;
         validation.required_spec_claims = HashSet::from(["exp".to_owned(), "sub".to_owned()]);
         validation.validate_aud = false;
+        validation.validate_nbf = true;
         Self {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
@@ -123,6 +124,7 @@ fn token_error(kind: &ErrorKind) -> AuthError {
         ErrorKind::MissingRequiredClaim(claim) if claim == "sub" => AuthError::MissingClaim("sub"),
         ErrorKind::MissingRequiredClaim(_) => AuthError::MissingClaim("exp"),
         ErrorKind::InvalidClaimFormat(_) => AuthError::InvalidClaim("exp"),
+        ErrorKind::ImmatureSignature => AuthError::InvalidClaim("nbf"),
         _ => AuthError::MalformedToken,
     }
 }
@@ -130,9 +132,14 @@ fn token_error(kind: &ErrorKind) -> AuthError {
 fn into_claims(untrusted: UntrustedClaims) -> Result<Claims, AuthError> {
     let sub = untrusted.sub.ok_or(AuthError::MissingClaim("sub"))?;
     let jti = untrusted.jti.ok_or(AuthError::MissingClaim("jti"))?;
+    let iat = untrusted.iat.ok_or(AuthError::MissingClaim("iat"))?;
+    // ragd issues tokens dated now: one issued in the future was not made by ragd's clock.
+    if iat > get_current_timestamp().saturating_add(LEEWAY_SECS) {
+        return Err(AuthError::InvalidClaim("iat"));
+    }
     Ok(Claims {
         sub: Uuid::parse_str(&sub).map_err(|_| AuthError::InvalidClaim("sub"))?,
-        iat: untrusted.iat.ok_or(AuthError::MissingClaim("iat"))?,
+        iat,
         exp: untrusted.exp.ok_or(AuthError::MissingClaim("exp"))?,
         jti: Uuid::parse_str(&jti).map_err(|_| AuthError::InvalidClaim("jti"))?,
     })
@@ -300,6 +307,30 @@ mod tests {
                 "{err:?}"
             );
         }
+    }
+
+    #[test]
+    fn tokens_issued_or_valid_only_in_the_future_are_rejected() {
+        let later = get_current_timestamp() + 3600;
+        for (claim, value) in [("iat", later), ("nbf", later)] {
+            let mut claims = valid_claims();
+            claims["exp"] = json!(later + 600);
+            claims[claim] = json!(value);
+            let err = keys()
+                .verify(&sign_with(Algorithm::HS256, SECRET, &claims))
+                .unwrap_err();
+            assert!(
+                matches!(err, AuthError::InvalidClaim(c) if c == claim),
+                "{claim}: {err:?}"
+            );
+        }
+        let mut claims = valid_claims();
+        claims["nbf"] = json!(get_current_timestamp());
+        assert!(
+            keys()
+                .verify(&sign_with(Algorithm::HS256, SECRET, &claims))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 // The browser end-to-end test of the web UI: Debian's Chromium driven by playwright-core
 // against a running ragd (e2e/run.sh starts it). It does what a user does: create an account,
 // sign in, upload a Markdown file, wait for it to be ready, ask a question and watch the
-// answer stream in with a citation, stop a second answer, delete the document. Screenshots at
-// desktop and phone width go to e2e/output/.
+// answer stream in with a citation, stop a second answer, delete the document. Then, in Swagger
+// UI at /docs, it signs in through the Authorize dialog (OAuth2 password flow) and calls
+// /api/v1/auth/me with "Try it out". Screenshots at desktop and phone width go to e2e/output/.
 //
 // Environment: BASE_URL (ragd), MOCK_LLM_URL (optional: the slow mock provider of
 // mock-llm.mjs, whose model `e2e-slow` makes the Stop step deterministic).
@@ -273,6 +274,46 @@ test('a user chats with a document in the browser', async (t) => {
   });
 
   await t.test('no script errors or CSP violations', () => {
+    assert.deepEqual(problems, []);
+  });
+});
+
+test('Swagger UI signs in with an email and password, then calls the API', async (t) => {
+  const email = `swagger-${Date.now()}@example.com`;
+  const password = 'correct horse battery';
+  const operation = page.locator('#operations-auth-me');
+
+  await step(t, 'an account exists', async () => {
+    const registered = await page.request.post(`${BASE_URL}/api/v1/auth/register`, {
+      data: { email, password },
+    });
+    assert.equal(registered.status(), 201);
+  });
+
+  await step(t, 'the Authorize dialog takes the email and password (OAuth2 password flow)', async () => {
+    await page.goto(`${BASE_URL}/docs/`);
+    await page.locator('.btn.authorize').first().click();
+    // The password flow's section (its inputs give way to the values once authorized).
+    const passwordFlow = page.locator('.auth-container', { hasText: 'OAuth2, password' });
+    await passwordFlow.locator('#oauth_username').fill(email);
+    await passwordFlow.locator('#oauth_password').fill(password);
+    await passwordFlow.getByRole('button', { name: 'Apply given OAuth2 credentials' }).click();
+    await passwordFlow.getByText('Authorized').waitFor();
+    await screenshot('swagger-authorized');
+    await passwordFlow.getByRole('button', { name: 'Close' }).click();
+  });
+
+  await step(t, '"Try it out" on /api/v1/auth/me answers with the account', async () => {
+    await operation.locator('.opblock-summary').first().click();
+    await operation.locator('.try-out__btn').click();
+    await operation.locator('.execute').click();
+    const status = operation.locator('.live-responses-table tbody .response-col_status').first();
+    await status.waitFor();
+    assert.equal((await status.textContent()).trim(), '200');
+    await operation.locator('.live-responses-table').getByText(email).first().waitFor();
+  });
+
+  await t.test('no script errors or CSP violations on the docs page', () => {
     assert.deepEqual(problems, []);
   });
 });

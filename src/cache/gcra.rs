@@ -58,20 +58,17 @@ impl Gcra {
         }
     }
 
-    /// The TAT after charging `amount` more than was reserved: always taken, even past the
-    /// quota (the key is then refused until the excess has come back).
-    pub fn charge(&self, stored_tat: Option<u64>, now: u64, amount: u32) -> u64 {
-        stored_tat
-            .unwrap_or(now)
-            .max(now)
-            .saturating_add(u64::from(amount).saturating_mul(self.interval))
-    }
-
-    /// The TAT after giving back `amount`, or `None` when the key is fully restored (drop it).
-    pub fn refund(&self, stored_tat: u64, now: u64, amount: u32) -> Option<u64> {
-        let new_tat = stored_tat
-            .saturating_sub(u64::from(amount).saturating_mul(self.interval))
-            .max(now);
+    /// The TAT after correcting a spend by `delta` units (see `RateLimiter::adjust`), or `None`
+    /// when the key is fully restored (drop it). A charge is taken whatever the quota; a
+    /// refund never moves the TAT before now.
+    pub fn adjust(&self, stored_tat: Option<u64>, now: u64, delta: i64) -> Option<u64> {
+        let tat = stored_tat.unwrap_or(now).max(now);
+        let moved = delta.unsigned_abs().saturating_mul(self.interval);
+        let new_tat = if delta < 0 {
+            tat.saturating_sub(moved).max(now)
+        } else {
+            tat.saturating_add(moved)
+        };
         (new_tat > now).then_some(new_tat)
     }
 
@@ -129,7 +126,7 @@ mod tests {
         let gcra = gcra(10);
         let checked = gcra.check(Some(5), 1_000_000_000, 1);
         assert_eq!(checked.decision.remaining, 9);
-        assert_eq!(gcra.refund(5, 1_000_000_000, 1), None);
+        assert_eq!(gcra.adjust(Some(5), 1_000_000_000, -1), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! In-process implementations, for a single replica (no `REDIS_URL`).
 //!
 //! The rate limiter is a small GCRA over a map rather than `governor`: the trait must give back
-//! unused token reservations (`refund`), which governor's state cannot do; the trait takes the
+//! unused token reservations and charge overruns (`adjust`), which governor's state cannot do; the trait takes the
 //! quota per call while governor fixes it per limiter; and running the very arithmetic of the
 //! Redis script (`gcra.rs`) keeps the two backends observably identical. The state per key is one
 //! `u64`, and the map is bounded: keys whose quota is fully restored are dropped every minute,
@@ -73,6 +73,17 @@ impl Default for MemoryRateLimiter {
 }
 
 impl LimiterState {
+    /// Stores `key`'s new TAT, making room first when the key is new.
+    fn set(&mut self, key: &str, tat: u64, now: u64, max_keys: usize) {
+        match self.tats.get_mut(key) {
+            Some(stored) => *stored = tat,
+            None => {
+                self.make_room(now, max_keys);
+                self.tats.insert(key.to_owned(), tat);
+            }
+        }
+    }
+
     /// Makes room for one more key: drops restored keys once a minute or when full, and if the
     /// map is still full, evicts the eighth of the keys nearest to restored (they lose the least
     /// by being forgotten). Amortized constant time per insert.
@@ -99,38 +110,18 @@ impl RateLimiter for MemoryRateLimiter {
         let mut state = self.state();
         let checked = Gcra::new(quota).check(state.tats.get(key).copied(), now, cost);
         if let Some(new_tat) = checked.new_tat {
-            match state.tats.get_mut(key) {
-                Some(tat) => *tat = new_tat,
-                None => {
-                    state.make_room(now, self.max_keys);
-                    state.tats.insert(key.to_owned(), new_tat);
-                }
-            }
+            state.set(key, new_tat, now, self.max_keys);
         }
         Ok(checked.decision)
     }
 
-    async fn refund(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError> {
+    async fn adjust(&self, key: &str, quota: Quota, delta: i64) -> Result<(), LimitError> {
         let now = self.now();
         let mut state = self.state();
-        if let Some(tat) = state.tats.get(key).copied() {
-            match Gcra::new(quota).refund(tat, now, amount) {
-                Some(new_tat) => state.tats.insert(key.to_owned(), new_tat),
-                None => state.tats.remove(key),
-            };
-        }
-        Ok(())
-    }
-
-    async fn charge(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError> {
-        let now = self.now();
-        let mut state = self.state();
-        let new_tat = Gcra::new(quota).charge(state.tats.get(key).copied(), now, amount);
-        match state.tats.get_mut(key) {
-            Some(tat) => *tat = new_tat,
+        match Gcra::new(quota).adjust(state.tats.get(key).copied(), now, delta) {
+            Some(new_tat) => state.set(key, new_tat, now, self.max_keys),
             None => {
-                state.make_room(now, self.max_keys);
-                state.tats.insert(key.to_owned(), new_tat);
+                state.tats.remove(key);
             }
         }
         Ok(())

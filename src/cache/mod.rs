@@ -45,14 +45,23 @@ pub trait RateLimiter: Send + Sync {
     /// ("user:<id>", "ip:1.2.3.4", "tokens:<id>", "login:<email>").
     async fn check(&self, key: &str, quota: Quota, cost: u32) -> Result<RateDecision, LimitError>;
 
+    /// Corrects an earlier spend by `delta` units once its real cost is known, atomically:
+    /// negative gives back what was reserved and not used (never restoring more than a full
+    /// quota), positive spends what was used beyond it, whatever is left (past the quota, the
+    /// key is refused until the excess has come back).
+    async fn adjust(&self, key: &str, quota: Quota, delta: i64) -> Result<(), LimitError>;
+
     /// Gives back `amount` of an earlier reservation that was not used (a request reserved its
-    /// worst case and used less). Never restores more than a full quota.
-    async fn refund(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError>;
+    /// worst case and used less).
+    async fn refund(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError> {
+        self.adjust(key, quota, -i64::from(amount)).await
+    }
 
     /// Spends `amount` more than an earlier reservation held (a request used more than the
-    /// worst case it reserved, as a provider may report), whatever is left: past the quota,
-    /// the key is refused until the excess has come back.
-    async fn charge(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError>;
+    /// worst case it reserved, as a provider may report).
+    async fn charge(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError> {
+        self.adjust(key, quota, i64::from(amount)).await
+    }
 
     /// "memory" or "redis", for logs, metrics and the readiness report.
     fn backend(&self) -> &'static str;

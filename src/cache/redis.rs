@@ -52,37 +52,22 @@ end
 return {1, remaining(new_tat), new_tat - now, -1}
 ";
 
-/// Moves the TAT back by `amount` intervals, never before now; drops a fully restored key.
-const REFUND_SCRIPT: &str = r"
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if not tat then
-  return 0
-end
+/// Moves the TAT by `delta` intervals from now or from where it was, whichever is later:
+/// back for a refund (never before now), on for a charge (whatever the quota). Drops a fully
+/// restored key. The arithmetic of `Gcra::adjust`.
+const ADJUST_SCRIPT: &str = r"
 local limit = tonumber(ARGV[1])
-local amount = tonumber(ARGV[2])
+local delta = tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local interval = math.max(math.floor(60000000 / limit), 1)
-local new_tat = math.max(tat - amount * interval, now)
+local tat = math.max(tonumber(redis.call('GET', KEYS[1])) or now, now)
+local new_tat = math.max(tat + delta * interval, now)
 if new_tat > now then
   redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
 else
   redis.call('DEL', KEYS[1])
 end
-return 0
-";
-
-/// Moves the TAT on by `amount` intervals from now or from where it was, whichever is later,
-/// whatever the quota: the excess of a call that used more than it reserved.
-const CHARGE_SCRIPT: &str = r"
-local limit = tonumber(ARGV[1])
-local amount = tonumber(ARGV[2])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local interval = math.max(math.floor(60000000 / limit), 1)
-local tat = math.max(tonumber(redis.call('GET', KEYS[1])) or now, now)
-local new_tat = tat + amount * interval
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
 return 0
 ";
 
@@ -167,8 +152,7 @@ async fn bounded<T>(round_trip: impl Future<Output = RedisResult<T>>) -> Result<
 pub struct RedisRateLimiter {
     connection: ConnectionManager,
     check_script: Script,
-    refund_script: Script,
-    charge_script: Script,
+    adjust_script: Script,
 }
 
 impl RedisRateLimiter {
@@ -177,8 +161,7 @@ impl RedisRateLimiter {
         Self {
             connection,
             check_script: Script::new(CHECK_SCRIPT),
-            refund_script: Script::new(REFUND_SCRIPT),
-            charge_script: Script::new(CHARGE_SCRIPT),
+            adjust_script: Script::new(ADJUST_SCRIPT),
         }
     }
 }
@@ -204,18 +187,10 @@ impl RateLimiter for RedisRateLimiter {
         })
     }
 
-    async fn refund(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError> {
+    async fn adjust(&self, key: &str, quota: Quota, delta: i64) -> Result<(), LimitError> {
         let mut connection = self.connection.clone();
-        let mut invocation = self.refund_script.key(format!("{LIMITER_PREFIX}{key}"));
-        invocation.arg(quota.per_minute.get()).arg(amount);
-        bounded(invocation.invoke_async::<i64>(&mut connection)).await?;
-        Ok(())
-    }
-
-    async fn charge(&self, key: &str, quota: Quota, amount: u32) -> Result<(), LimitError> {
-        let mut connection = self.connection.clone();
-        let mut invocation = self.charge_script.key(format!("{LIMITER_PREFIX}{key}"));
-        invocation.arg(quota.per_minute.get()).arg(amount);
+        let mut invocation = self.adjust_script.key(format!("{LIMITER_PREFIX}{key}"));
+        invocation.arg(quota.per_minute.get()).arg(delta);
         bounded(invocation.invoke_async::<i64>(&mut connection)).await?;
         Ok(())
     }

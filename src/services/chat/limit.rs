@@ -91,14 +91,9 @@ impl Reservation {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let reserved = self.reserved;
+        let delta = i64::from(used) - i64::from(self.reserved);
         runtime.spawn(async move {
-            let settled = if used < reserved {
-                limiter.refund(&key, quota, reserved - used).await
-            } else {
-                limiter.charge(&key, quota, used - reserved).await
-            };
-            if let Err(error) = settled {
+            if let Err(error) = limiter.adjust(&key, quota, delta).await {
                 tracing::warn!(error = %error, "could not settle a token reservation");
             }
         });

@@ -106,19 +106,6 @@ impl CallAccount {
         }
     }
 
-    /// Ends a call that has no usage report (it failed, or was abandoned) by counting the
-    /// prompt and `answer`, the text received before it ended (the answer stream keeps it).
-    pub fn finish_counted(&mut self, outcome: Outcome, answer: &str) -> Usage {
-        if self.reservation.is_none() {
-            return Usage::default();
-        }
-        let usage = Usage::new(
-            self.prompt.count(&self.model),
-            tokens::count_text(&self.model, answer),
-        );
-        self.finish(outcome, usage)
-    }
-
     /// Ends the call with its usage, the provider's report (or the gateway's count).
     /// Returns the usage recorded.
     pub fn finish(&mut self, outcome: Outcome, usage: Usage) -> Usage {
@@ -157,9 +144,13 @@ impl CallAccount {
 
 impl Drop for CallAccount {
     /// A call dropped before it finished was abandoned: the client went away before the
-    /// answer (a streamed answer's account is finished by its stream, with the text so far).
+    /// answer, so it is charged its prompt (a streamed answer's account is finished by its
+    /// stream, with what it consumed).
     fn drop(&mut self) {
-        self.finish_counted(Outcome::Cancelled, "");
+        if self.reservation.is_some() {
+            let prompt = self.prompt.count(&self.model);
+            self.finish(Outcome::Cancelled, Usage::new(prompt, 0));
+        }
     }
 }
 

@@ -43,7 +43,7 @@ pub struct ChatStream {
 }
 
 pub struct AnswerStream {
-    /// The provider's events, and the answer's text so far, to count if no usage comes.
+    /// The provider's events; it counts what a call that ends early consumed.
     upstream: MeteredStream,
     account: CallAccount,
     finished: bool,
@@ -74,12 +74,8 @@ impl Stream for AnswerStream {
                 return Poll::Ready(Some(ChatEvent::Token(text)));
             }
             Some(Ok(StreamEvent::Done { usage, finish })) => {
-                let usage = match usage {
-                    Some(usage) => this.account.finish(Outcome::Success, usage),
-                    None => this
-                        .account
-                        .finish_counted(Outcome::Success, this.upstream.answer()),
-                };
+                let usage = usage.unwrap_or_else(|| this.upstream.usage_so_far());
+                let usage = this.account.finish(Outcome::Success, usage);
                 let elapsed = this.account.elapsed();
                 ChatEvent::Done(ChatSummary {
                     usage,
@@ -91,7 +87,7 @@ impl Stream for AnswerStream {
             }
             Some(Err(error)) => {
                 this.account
-                    .finish_counted(Outcome::Error, this.upstream.answer());
+                    .finish(Outcome::Error, this.upstream.usage_so_far());
                 ChatEvent::Failed(error)
             }
             None => {
@@ -99,7 +95,7 @@ impl Stream for AnswerStream {
                     provider: this.account.provider,
                 };
                 this.account
-                    .finish_counted(Outcome::Error, this.upstream.answer());
+                    .finish(Outcome::Error, this.upstream.usage_so_far());
                 ChatEvent::Failed(error)
             }
         };
@@ -109,10 +105,12 @@ impl Stream for AnswerStream {
 }
 
 impl Drop for AnswerStream {
-    /// An answer dropped before it ended was abandoned by the client: the account counts the
-    /// text received until then (dropping the upstream afterwards cancels the request).
+    /// An answer dropped before it ended was abandoned by the client: it is charged what it
+    /// consumed until then (dropping the upstream afterwards cancels the request).
     fn drop(&mut self) {
-        self.account
-            .finish_counted(Outcome::Cancelled, self.upstream.answer());
+        if !self.finished {
+            let usage = self.upstream.cancel();
+            self.account.finish(Outcome::Cancelled, usage);
+        }
     }
 }

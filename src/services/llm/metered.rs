@@ -1,6 +1,6 @@
 //! The stream the gateway hands out: it fills in usage the provider did not report, records
-//! the call's metrics when the stream ends, fails or is dropped, and keeps the answer so far,
-//! the one copy of it, which the chat's account also counts when a call ends without usage.
+//! the call's metrics when the stream ends, fails or is dropped, and counts what a call that
+//! ended early consumed (once, for its metrics and for the chat's account alike).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 
 use super::metrics::CallMetrics;
-use super::{CompletionRequest, EventStream, ProviderError, StreamEvent, tokens};
+use super::{CompletionRequest, EventStream, ProviderError, StreamEvent, Usage, tokens};
 
 pub struct MeteredStream {
     inner: EventStream,
@@ -19,6 +19,8 @@ pub struct MeteredStream {
     /// Kept to count prompt tokens when the provider reports no usage.
     request: Arc<CompletionRequest>,
     answer: String,
+    /// The usage counted locally, once it was needed.
+    counted: Option<Usage>,
     first_token_at: Option<Instant>,
     /// An event already read, returned before the next one is polled (see [`Self::replay`]).
     replayed: Option<StreamEvent>,
@@ -38,6 +40,7 @@ impl MeteredStream {
             metrics,
             request,
             answer: String::new(),
+            counted: None,
             first_token_at: None,
             replayed: None,
             finished: false,
@@ -50,21 +53,32 @@ impl MeteredStream {
         self.replayed = Some(event);
     }
 
-    /// Counts the tokens of an answer that ended early, once it had begun: the provider was
-    /// generating, and bills for the prompt and what it wrote until then.
-    fn count_partial_answer(&self) {
+    /// The prompt and the answer so far, counted with the model's tokenizer (once: later calls
+    /// return the same count). For a call that ended without the provider's usage report.
+    pub fn usage_so_far(&mut self) -> Usage {
+        *self.counted.get_or_insert_with(|| {
+            tokens::estimate_usage(&self.request.model, &self.request.messages, &self.answer)
+        })
+    }
+
+    /// Counts the tokens of an answer that ended early into the metrics, once it had begun:
+    /// the provider was generating, and bills for the prompt and what it wrote until then.
+    fn count_partial_answer(&mut self) {
         if self.first_token_at.is_some() {
-            self.metrics.tokens(tokens::estimate_usage(
-                &self.request.model,
-                &self.request.messages,
-                &self.answer,
-            ));
+            let usage = self.usage_so_far();
+            self.metrics.tokens(usage);
         }
     }
 
-    /// The answer's text so far.
-    pub fn answer(&self) -> &str {
-        &self.answer
+    /// The caller gives up on the answer: records the call as cancelled and returns what it
+    /// consumed until now.
+    pub fn cancel(&mut self) -> Usage {
+        if !self.finished {
+            self.finished = true;
+            self.metrics.cancelled();
+            self.count_partial_answer();
+        }
+        self.usage_so_far()
     }
 
     /// Ends the call with an error decided outside the stream (e.g. time to first token).
@@ -91,13 +105,7 @@ impl MeteredStream {
             }
             Ok(StreamEvent::Done { usage, finish }) => {
                 self.finished = true;
-                let usage = usage.unwrap_or_else(|| {
-                    tokens::estimate_usage(
-                        &self.request.model,
-                        &self.request.messages,
-                        &self.answer,
-                    )
-                });
+                let usage = usage.unwrap_or_else(|| self.usage_so_far());
                 let generation = self
                     .first_token_at
                     .map_or_else(|| self.metrics.elapsed(), |at| at.elapsed());

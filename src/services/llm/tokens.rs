@@ -52,9 +52,11 @@ const LARGE_TEXT_BYTES: usize = 16 * 1024;
 /// another thread meanwhile. Elsewhere (a blocking thread, a single-threaded runtime, no
 /// runtime) it simply runs.
 fn off_the_workers<T>(bytes: usize, count: impl FnOnce() -> T) -> T {
-    let multi_threaded = Handle::try_current()
-        .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread);
-    if bytes >= LARGE_TEXT_BYTES && multi_threaded {
+    let multi_threaded = || {
+        Handle::try_current()
+            .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread)
+    };
+    if bytes >= LARGE_TEXT_BYTES && multi_threaded() {
         tokio::task::block_in_place(count)
     } else {
         count()

@@ -53,8 +53,10 @@ start_redis() {
   fi
 }
 
+# Prints the wheel's bin directory, or nothing (and succeeds) when the wheel is not installed:
+# the callers run under `set -e`, where a failing command substitution would end the script.
 pg_bin_dir() {
-  python3 -c 'import pgserver,os;print(os.path.join(os.path.dirname(pgserver.__file__),"pginstall","bin"))' 2>/dev/null
+  python3 -c 'import pgserver,os;print(os.path.join(os.path.dirname(pgserver.__file__),"pginstall","bin"))' 2>/dev/null || true
 }
 
 start_postgres() {

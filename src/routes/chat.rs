@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::future::ready;
 use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -120,6 +121,8 @@ impl ChatRequest {
                 document_ids: self.document_ids.clone(),
                 top_k: self.top_k,
             }),
+            // Tool calling is the OpenAI-compatible route's; this contract has no tools.
+            tools: None,
             limits: &RAGD_LIMITS,
         }
     }
@@ -249,19 +252,25 @@ fn events(answer: ChatStream) -> Response {
             citations: &answer.citations,
         })
     });
-    let tail = answer.events.map(|event| match event {
-        ChatEvent::Token(token) => json_event(&TokenEvent { token: &token }),
-        ChatEvent::Done(summary) => json_event(&DoneEvent {
-            done: true,
-            usage: UsageView::from(summary.usage),
-            model: &summary.model,
-            provider: summary.provider,
-            processing_time_ms: summary.processing_time_ms,
-        }),
-        ChatEvent::Failed(error) => {
-            let error = ApiError::from(error);
-            json_event(&json!({"error": {"code": error.code, "message": error.message}}))
-        }
+    let tail = answer.events.filter_map(|event| {
+        ready(match event {
+            ChatEvent::Token(token) => Some(json_event(&TokenEvent { token: &token })),
+            // Only a request that offers tools gets calls, and this route offers none.
+            ChatEvent::ToolCall(_) => None,
+            ChatEvent::Done(summary) => Some(json_event(&DoneEvent {
+                done: true,
+                usage: UsageView::from(summary.usage),
+                model: &summary.model,
+                provider: summary.provider,
+                processing_time_ms: summary.processing_time_ms,
+            })),
+            ChatEvent::Failed(error) => {
+                let error = ApiError::from(error);
+                Some(json_event(
+                    &json!({"error": {"code": error.code, "message": error.message}}),
+                ))
+            }
+        })
     });
     let body = stream::iter(citations).chain(tail).map(Ok::<_, Infallible>);
     let response = Sse::new(body)

@@ -6,6 +6,8 @@
 //! answer then carries a top-level `citations` array (in the first chunk when streaming).
 
 mod embeddings;
+mod request;
+mod tools;
 
 use std::convert::Infallible;
 
@@ -15,22 +17,21 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::future::{Either, ready};
 use futures::{StreamExt, stream};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use self::request::ChatCompletionRequest;
+use self::tools::{ToolCallChunk, ToolCallOut};
 use crate::app::AppState;
 use crate::http::auth::AuthUser;
-use crate::http::error::{ApiError, FieldError};
-use crate::http::extract::{ValidJson, Validate};
+use crate::http::error::ApiError;
+use crate::http::extract::ValidJson;
 use crate::http::overhead::with_overhead;
 use crate::routes::chat::{UsageView, json_event};
-use crate::services::chat::{
-    ChatEvent, ChatParams, ChatStream, DEFAULT_MAX_TOKENS, DEFAULT_TOP_K, OPENAI_LIMITS, RagScope,
-};
-use crate::services::llm::{ChatMessage, Role};
+use crate::services::chat::{ChatEvent, ChatStream};
 use crate::services::retrieval::Citation;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -102,167 +103,6 @@ async fn models(State(state): State<AppState>, _user: AuthUser) -> Json<ModelLis
     })
 }
 
-/// A message's content: a string, or OpenAI's list of parts (only `text` parts are read).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum MessageContent {
-    Text(String),
-    Parts(Vec<ContentPart>),
-}
-
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct ContentPart {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub text: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct CompletionMessage {
-    /// `system` (or `developer`), `user` or `assistant`.
-    #[schema(example = "user")]
-    pub role: String,
-    pub content: Option<MessageContent>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-pub struct StreamOptions {
-    /// Send a last chunk with `usage` (and empty `choices`) before `[DONE]`.
-    #[serde(default)]
-    pub include_usage: bool,
-}
-
-/// ragd's extension: ground the answer in the caller's documents.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct RagOptions {
-    #[serde(default = "yes")]
-    pub use_rag: bool,
-    #[serde(default)]
-    pub document_ids: Vec<Uuid>,
-    /// 1 to 20 (default 5).
-    #[serde(default = "default_top_k")]
-    pub top_k: u32,
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_top_k() -> u32 {
-    DEFAULT_TOP_K
-}
-
-/// OpenAI's chat completion request; fields ragd does not use (`tools`, `user`, `top_p`...)
-/// are ignored.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct ChatCompletionRequest {
-    #[schema(example = "gpt-4o-mini")]
-    pub model: Option<String>,
-    pub messages: Vec<CompletionMessage>,
-    /// 0 to 2 (default: the provider's own).
-    pub temperature: Option<f32>,
-    /// 1 to 128,000 (default 1024).
-    pub max_tokens: Option<u32>,
-    /// Preferred over `max_tokens` when both are sent, as OpenAI does.
-    pub max_completion_tokens: Option<u32>,
-    #[serde(default)]
-    pub stream: bool,
-    pub stream_options: Option<StreamOptions>,
-    /// How many answers: ragd gives one, so only 1 is accepted.
-    pub n: Option<u32>,
-    pub ragd: Option<RagOptions>,
-}
-
-impl ChatCompletionRequest {
-    /// The request in the chat service's terms, or every field that cannot be translated.
-    fn params(&self) -> Result<ChatParams, Vec<FieldError>> {
-        let mut problems = Vec::new();
-        if self.n.is_some_and(|n| n != 1) {
-            problems.push(FieldError::new("n", "ragd gives one answer: must be 1"));
-        }
-        let mut messages = Vec::with_capacity(self.messages.len());
-        for (index, message) in self.messages.iter().enumerate() {
-            let role = match message.role.as_str() {
-                "system" | "developer" => Role::System,
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                _ => {
-                    problems.push(FieldError::new(
-                        format!("messages[{index}].role"),
-                        "must be system, developer, user or assistant",
-                    ));
-                    continue;
-                }
-            };
-            match text_of(message.content.as_ref()) {
-                Some(text) => messages.push(ChatMessage::new(role, text)),
-                None => problems.push(FieldError::new(
-                    format!("messages[{index}].content"),
-                    "must be a string or a list of text parts",
-                )),
-            }
-        }
-        let params = ChatParams {
-            messages,
-            model: self.model.clone(),
-            // Only what the client sent: OpenAI's reasoning models refuse any temperature
-            // but their default, so ragd must not add one.
-            temperature: self.temperature,
-            max_tokens: self
-                .max_completion_tokens
-                .or(self.max_tokens)
-                .unwrap_or(DEFAULT_MAX_TOKENS),
-            rag: self
-                .ragd
-                .as_ref()
-                .filter(|rag| rag.use_rag)
-                .map(|rag| RagScope {
-                    document_ids: rag.document_ids.clone(),
-                    top_k: rag.top_k,
-                }),
-            limits: &OPENAI_LIMITS,
-        };
-        if problems.is_empty() {
-            problems = params.problems();
-            for problem in &mut problems {
-                if problem.field == "top_k" {
-                    problem.field = "ragd.top_k".to_owned();
-                }
-            }
-        }
-        if problems.is_empty() {
-            Ok(params)
-        } else {
-            Err(problems)
-        }
-    }
-
-    fn wants_citations(&self) -> bool {
-        self.ragd.as_ref().is_some_and(|rag| rag.use_rag)
-    }
-}
-
-fn text_of(content: Option<&MessageContent>) -> Option<String> {
-    match content? {
-        MessageContent::Text(text) => Some(text.clone()),
-        MessageContent::Parts(parts) => {
-            let mut text = String::new();
-            for part in parts {
-                if part.kind != "text" {
-                    return None;
-                }
-                text.push_str(part.text.as_deref()?);
-            }
-            Some(text)
-        }
-    }
-}
-
-impl Validate for ChatCompletionRequest {
-    fn validate(&self) -> Vec<FieldError> {
-        self.params().err().unwrap_or_default()
-    }
-}
-
 /// OpenAI's `chat.completion` object, plus `citations` when `ragd.use_rag` was asked.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChatCompletion {
@@ -294,8 +134,12 @@ pub struct CompletionChoice {
 pub struct AssistantMessage {
     #[schema(example = "assistant")]
     pub role: &'static str,
-    pub content: String,
+    /// `null` when the model only called tools.
+    pub content: Option<String>,
     pub refusal: Option<String>,
+    /// The tools the model called (absent when it called none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallOut>,
 }
 
 /// Answers like OpenAI's chat completions; with `stream: true`, as `chat.completion.chunk`
@@ -341,6 +185,7 @@ async fn chat_completions(
     }
     let answer = state.chat.complete(user.id, params).await?;
     let overhead = answer.overhead;
+    let content = (!answer.text.is_empty() || answer.tool_calls.is_empty()).then_some(answer.text);
     let response = Json(ChatCompletion {
         id,
         object: "chat.completion",
@@ -350,8 +195,9 @@ async fn chat_completions(
             index: 0,
             message: AssistantMessage {
                 role: "assistant",
-                content: answer.text,
+                content,
                 refusal: None,
+                tool_calls: answer.tool_calls.into_iter().map(Into::into).collect(),
             },
             logprobs: None,
             finish_reason: answer.finish.as_openai(),
@@ -445,6 +291,8 @@ struct Delta<'a> {
     role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallChunk<'a>; 1]>,
 }
 
 /// The SSE body of a streamed completion: a role chunk (with `citations` when asked), a
@@ -456,14 +304,22 @@ fn chunks(answer: ChatStream, how: Chunking) -> Response {
     let role = Delta {
         role: Some("assistant"),
         content: Some(""),
+        tool_calls: None,
     };
     let citations = how.citations.then_some(answer.citations.as_slice());
     let first = how.delta(&model, role, None, citations);
     let tail = answer.events.flat_map(move |event| match event {
         ChatEvent::Token(token) => {
             let delta = Delta {
-                role: None,
                 content: Some(&token),
+                ..Delta::default()
+            };
+            Either::Left(stream::once(ready(how.delta(&model, delta, None, None))))
+        }
+        ChatEvent::ToolCall(call) => {
+            let delta = Delta {
+                tool_calls: Some([ToolCallChunk::from(&call)]),
+                ..Delta::default()
             };
             Either::Left(stream::once(ready(how.delta(&model, delta, None, None))))
         }

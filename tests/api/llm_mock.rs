@@ -29,6 +29,10 @@ pub enum Reply {
     CutAfter(&'static [&'static str]),
     /// Streams these words, then keeps the connection open until the client goes away.
     HoldOpen(&'static [&'static str]),
+    /// Calls `get_weather` for Paris (id `call_weather`) and `get_time` without arguments
+    /// (id `call_time`), with `finish_reason: "tool_calls"`; streamed as OpenAI streams
+    /// calls: a first piece with id and name, then the arguments in pieces.
+    ToolCalls,
 }
 
 pub const PROMPT_TOKENS: u32 = 11;
@@ -126,6 +130,51 @@ async fn answer(reply: Reply, body: &Value, dropped: Arc<Notify>) -> Response {
                         "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}})
             ));
             frames.push("data: [DONE]\n\n".to_owned());
+            sse(futures::stream::iter(frames.into_iter().map(Ok)))
+        }
+        Reply::ToolCalls if !streamed => Json(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant",
+                "content": null, "tool_calls": [
+                    {"id": "call_weather", "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                    {"id": "call_time", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+                ]}}],
+            "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
+                "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}
+        }))
+        .into_response(),
+        Reply::ToolCalls => {
+            let piece = |calls: Value, finish: Value| {
+                format!(
+                    "data: {}\n\n",
+                    json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1,
+                        "model": model, "choices": [{"index": 0, "delta": {"tool_calls": calls},
+                        "finish_reason": finish}]})
+                )
+            };
+            let frames = vec![
+                piece(
+                    json!([{"index": 0, "id": "call_weather", "type": "function",
+                        "function": {"name": "get_weather", "arguments": ""}}]),
+                    Value::Null,
+                ),
+                piece(json!([{"index": 0, "function": {"arguments": "{\"city\":"}}]), Value::Null),
+                piece(json!([{"index": 0, "function": {"arguments": "\"Paris\"}"}}]), Value::Null),
+                piece(
+                    json!([{"index": 1, "id": "call_time", "type": "function",
+                        "function": {"name": "get_time", "arguments": "{}"}}]),
+                    Value::Null,
+                ),
+                piece(json!([]), json!("tool_calls")),
+                format!(
+                    "data: {}\n\n",
+                    json!({"object": "chat.completion.chunk", "model": model, "choices": [],
+                        "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
+                            "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}})
+                ),
+                "data: [DONE]\n\n".to_owned(),
+            ];
             sse(futures::stream::iter(frames.into_iter().map(Ok)))
         }
         Reply::Status(status) => (

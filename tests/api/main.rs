@@ -31,5 +31,6 @@ mod search;
 mod search_index;
 mod shutdown;
 mod store;
+mod tool_calls;
 mod ui;
 mod user_cli;

@@ -17,14 +17,14 @@ use crate::helpers::{Backend, signed_up, spawn_app_with};
 type Seen = Arc<Mutex<Vec<Value>>>;
 
 /// Serves `router` on a free loopback port; returns its base URL.
-async fn serve(router: Router) -> String {
+pub async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
     format!("http://{address}")
 }
 
-fn body_of(content_type: &'static str, text: String) -> Response {
+pub fn body_of(content_type: &'static str, text: String) -> Response {
     ([(header::CONTENT_TYPE, content_type)], Body::from(text)).into_response()
 }
 

@@ -7,7 +7,8 @@ use crate::chat::{post, sse_data};
 use crate::helpers::{Backend, TestApp, signed_up, spawn_app, spawn_app_with};
 use crate::llm_mock::{COMPLETION_TOKENS, LlmMock, PROMPT_TOKENS, Reply};
 
-async fn app_with_mock(reply: Reply) -> (TestApp, LlmMock, String) {
+/// An app whose OpenAI-compatible provider is a mock answering `reply`, and a user's token.
+pub async fn app_with_mock(reply: Reply) -> (TestApp, LlmMock, String) {
     let mock = LlmMock::start(reply).await;
     let app = spawn_app_with(Backend::Sqlite, &mock.settings(&[]))
         .await
@@ -17,7 +18,7 @@ async fn app_with_mock(reply: Reply) -> (TestApp, LlmMock, String) {
 }
 
 /// OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`, nothing else.
-async fn assert_openai_error(response: reqwest::Response, status: u16, kind: &str) -> Value {
+pub async fn assert_openai_error(response: reqwest::Response, status: u16, kind: &str) -> Value {
     assert_eq!(response.status(), status);
     let body: Value = response.json().await.unwrap();
     let error = body["error"]
@@ -272,7 +273,7 @@ async fn v1_failures_use_openai_error_shape() {
     let body = assert_openai_error(failed, 502, "api_error").await;
     assert_eq!(body["error"]["code"], "provider_error");
 
-    let invalid = json!({"model": "gpt-4o-mini", "messages": [{"role": "tool", "content": "x"}], "temperature": 9});
+    let invalid = json!({"model": "gpt-4o-mini", "messages": [{"role": "function", "content": "x"}], "temperature": 9});
     let body = assert_openai_error(
         post(&app, &token, "/v1/chat/completions", &invalid).await,
         422,

@@ -1,5 +1,6 @@
 //! The official OpenAI Python SDK, unchanged, pointed at ragd's /v1: models, a completion, a
-//! stream with usage, `extra_body` RAG, embeddings (the SDK asks for base64) and an error.
+//! stream with usage, `extra_body` RAG, embeddings (the SDK asks for base64), an error, and a
+//! tool-calling round trip (whole and streamed).
 //! Skips with one line when python3 or the `openai` package is absent (never in CI, where
 //! scripts/test.sh installs it).
 
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{Backend, signed_up, spawn_app_with};
+use crate::helpers::{Backend, TestApp, signed_up, spawn_app_with};
 use crate::llm_mock::{COMPLETION_TOKENS, LlmMock, PROMPT_TOKENS, Reply};
 
 const SCRIPT: &str = r#"
@@ -49,6 +50,40 @@ except openai.APIStatusError as error:
 print(json.dumps(out))
 "#;
 
+const TOOLS_SCRIPT: &str = r#"
+import json, os
+from openai import OpenAI
+
+client = OpenAI(base_url=os.environ["RAGD_BASE_URL"], api_key=os.environ["RAGD_API_KEY"], max_retries=0)
+tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+    {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}]
+messages = [{"role": "user", "content": "Weather and time in Paris?"}]
+out = {}
+
+completion = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools)
+message = completion.choices[0].message
+out["finish_reason"] = completion.choices[0].finish_reason
+out["calls"] = [[call.id, call.function.name, json.loads(call.function.arguments)] for call in message.tool_calls]
+
+calls = {}
+for chunk in client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools, stream=True):
+    for piece in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+        call = calls.setdefault(piece.index, {"id": None, "name": "", "arguments": ""})
+        call["id"] = piece.id or call["id"]
+        call["name"] += piece.function.name or ""
+        call["arguments"] += piece.function.arguments or ""
+out["streamed_calls"] = [[c["id"], c["name"], json.loads(c["arguments"])] for _, c in sorted(calls.items())]
+
+# The SDK's own message object goes back as it is, followed by the results.
+messages.append(message)
+for call in message.tool_calls:
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "18C" if call.function.name == "get_weather" else "14:05"})
+answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools)
+out["answer_finish_reason"] = answer.choices[0].finish_reason
+print(json.dumps(out))
+"#;
+
 fn sdk_available() -> bool {
     let found = std::process::Command::new("python3")
         .args(["-c", "import openai"])
@@ -65,21 +100,11 @@ fn sdk_available() -> bool {
     found
 }
 
-#[tokio::test]
-async fn the_official_python_sdk_works_unchanged() {
-    if !sdk_available() {
-        return;
-    }
-    let mock = LlmMock::start(Reply::Answer("Hello from the mock")).await;
-    let app = spawn_app_with(Backend::Sqlite, &mock.settings(&[]))
-        .await
-        .unwrap();
-    let token = signed_up(&app, "ada@example.com").await;
-    let api_key = &app.new_api_key(&token, "sdk").await;
-    assert!(api_key.starts_with("rk_"));
-
+/// Runs `script` with the SDK against `app`, authenticated by `api_key`; returns the JSON it
+/// prints.
+async fn run_sdk(script: &str, app: &TestApp, api_key: &str) -> Value {
     let run = tokio::process::Command::new("python3")
-        .args(["-c", SCRIPT])
+        .args(["-c", script])
         .env("RAGD_BASE_URL", app.url("/v1"))
         .env("RAGD_API_KEY", api_key)
         .env("RAGD_EMBEDDING_MODEL", app.state.embedder.model())
@@ -94,7 +119,23 @@ async fn the_official_python_sdk_works_unchanged() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_official_python_sdk_works_unchanged() {
+    if !sdk_available() {
+        return;
+    }
+    let mock = LlmMock::start(Reply::Answer("Hello from the mock")).await;
+    let app = spawn_app_with(Backend::Sqlite, &mock.settings(&[]))
+        .await
+        .unwrap();
+    let token = signed_up(&app, "ada@example.com").await;
+    let api_key = &app.new_api_key(&token, "sdk").await;
+    assert!(api_key.starts_with("rk_"));
+
+    let out = run_sdk(SCRIPT, &app, api_key).await;
 
     let total = PROMPT_TOKENS + COMPLETION_TOKENS;
     assert_eq!(
@@ -113,4 +154,36 @@ async fn the_official_python_sdk_works_unchanged() {
     );
     assert_eq!(out["error_status"], 503);
     assert_eq!(out["error_code"], "provider_not_configured");
+}
+
+#[tokio::test]
+async fn the_official_python_sdk_calls_tools_and_sends_their_results_back() {
+    if !sdk_available() {
+        return;
+    }
+    let mock = LlmMock::start(Reply::ToolCalls).await;
+    let app = spawn_app_with(Backend::Sqlite, &mock.settings(&[]))
+        .await
+        .unwrap();
+    let token = signed_up(&app, "ada@example.com").await;
+    let api_key = &app.new_api_key(&token, "sdk").await;
+
+    let out = run_sdk(TOOLS_SCRIPT, &app, api_key).await;
+
+    let calls = serde_json::json!([
+        ["call_weather", "get_weather", {"city": "Paris"}],
+        ["call_time", "get_time", {}]
+    ]);
+    assert_eq!(out["finish_reason"], "tool_calls");
+    assert_eq!(out["calls"], calls);
+    assert_eq!(out["streamed_calls"], calls);
+    assert_eq!(out["answer_finish_reason"], "tool_calls");
+    let sent_back = &mock.requests()[2]["messages"];
+    assert_eq!(sent_back[1]["role"], "assistant");
+    assert_eq!(sent_back[1]["tool_calls"][0]["id"], "call_weather");
+    assert_eq!(
+        sent_back[2],
+        serde_json::json!({"role": "tool", "tool_call_id": "call_weather", "content": "18C"})
+    );
+    assert_eq!(sent_back[3]["content"], "14:05");
 }

@@ -1,7 +1,7 @@
 //! Token budgeting: a prompt and its answer must fit the model's context window. Sources
 //! are dropped from the end (the least relevant first) before a request is refused.
 
-use crate::services::llm::{ChatMessage, tokens};
+use crate::services::llm::{ChatMessage, Tools, tokens};
 use crate::services::retrieval::Citation;
 
 /// Used for models not in [`WINDOWS`]: what current open models served by vLLM, llama.cpp
@@ -58,11 +58,12 @@ pub struct Fitted<P> {
 }
 
 /// Keeps as many of `citations` (best first) as fit, in the prompt `build` renders for them,
-/// next to `max_tokens` of answer in `model`'s window; the prompt is built once per number
-/// of sources tried and the one that fits is returned, not built again.
+/// next to the `tools` offered and `max_tokens` of answer in `model`'s window; the prompt is
+/// built once per number of sources tried and the one that fits is returned, not built again.
 pub fn fit<P: AsRef<[ChatMessage]>>(
     model: &str,
     max_tokens: u32,
+    tools: Option<&Tools>,
     citations: &[Citation],
     build: impl Fn(&[Citation]) -> P,
 ) -> Result<Fitted<P>, TooLong> {
@@ -70,7 +71,7 @@ pub fn fit<P: AsRef<[ChatMessage]>>(
     let available = window.saturating_sub(max_tokens);
     let mut kept = citations.len();
     let mut prompt = build(citations);
-    if tokens::upper_bound(prompt.as_ref()) <= available {
+    if tokens::upper_bound(prompt.as_ref(), tools) <= available {
         return Ok(Fitted {
             kept,
             tokens: None,
@@ -78,7 +79,7 @@ pub fn fit<P: AsRef<[ChatMessage]>>(
         });
     }
     loop {
-        let prompt_tokens = tokens::count_messages(model, prompt.as_ref());
+        let prompt_tokens = tokens::count_prompt(model, prompt.as_ref(), tools);
         if prompt_tokens <= available {
             return Ok(Fitted {
                 kept,
@@ -105,7 +106,7 @@ mod tests {
 
     use super::*;
     use crate::services::chat::prompt::grounded;
-    use crate::services::llm::{LOCAL_MODEL, Role};
+    use crate::services::llm::{LOCAL_MODEL, Role, Tool};
 
     fn citation(text: &str) -> Citation {
         Citation {
@@ -138,7 +139,7 @@ mod tests {
             citation(&"beta ".repeat(4000)),
         ];
 
-        let fitted = fit("gpt-4", 1024, &sources, build).unwrap();
+        let fitted = fit("gpt-4", 1024, None, &sources, build).unwrap();
         assert_eq!(fitted.kept, 1);
         assert!(fitted.tokens.unwrap() + 1024 <= 8_192);
         assert_eq!(
@@ -151,12 +152,12 @@ mod tests {
             Some(tokens::count_messages("gpt-4", &fitted.prompt.messages))
         );
 
-        let fitted = fit("gpt-4o", 1024, &sources, build).unwrap();
+        let fitted = fit("gpt-4o", 1024, None, &sources, build).unwrap();
         assert_eq!(fitted.kept, 2);
         assert_eq!(fitted.tokens, None, "its bytes fit 128k: not tokenized");
 
         let huge = vec![ChatMessage::new(Role::User, "word ".repeat(9000))];
-        let refused = fit("gpt-4", 1024, &sources, |kept: &[Citation]| {
+        let refused = fit("gpt-4", 1024, None, &sources, |kept: &[Citation]| {
             grounded(&huge, kept)
         })
         .unwrap_err();
@@ -167,14 +168,37 @@ mod tests {
     #[test]
     fn a_prompt_is_tokenized_only_when_its_bytes_do_not_already_fit() {
         let short = vec![ChatMessage::new(Role::User, "What is ownership?")];
-        let fitted = fit("gpt-4", 1024, &[], |_| short.clone()).unwrap();
+        let fitted = fit("gpt-4", 1024, None, &[], |_| short.clone()).unwrap();
         assert_eq!((fitted.kept, fitted.tokens), (0, None));
 
         // 15,000 bytes but about 3,000 tokens: over the byte bound of 8,192 - 1,024, within
         // the window by count.
         let long = vec![ChatMessage::new(Role::User, "word ".repeat(3000))];
-        let fitted = fit("gpt-4", 1024, &[], |_| long.clone()).unwrap();
+        let fitted = fit("gpt-4", 1024, None, &[], |_| long.clone()).unwrap();
         assert_eq!(fitted.kept, 0);
         assert_eq!(fitted.tokens, Some(tokens::count_messages("gpt-4", &long)));
+    }
+
+    #[test]
+    fn the_tools_offered_take_room_in_the_window() {
+        let question = vec![ChatMessage::new(Role::User, "Which tool?")];
+        let tools = Tools {
+            definitions: (0..40)
+                .map(|n| Tool {
+                    name: format!("tool_{n}"),
+                    description: Some("does one thing among many others ".repeat(8)),
+                    parameters: None,
+                    strict: None,
+                })
+                .collect(),
+            ..Tools::default()
+        };
+        let fitted = fit("gpt-4", 4096, Some(&tools), &[], |_| question.clone()).unwrap();
+        assert_eq!(
+            fitted.tokens,
+            Some(tokens::count_prompt("gpt-4", &question, Some(&tools)))
+        );
+        let refused = fit("gpt-4", 7000, Some(&tools), &[], |_| question.clone()).unwrap_err();
+        assert!(refused.prompt_tokens > 1192, "{refused:?}");
     }
 }

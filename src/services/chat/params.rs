@@ -2,8 +2,10 @@
 
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use crate::http::error::FieldError;
-use crate::services::llm::ChatMessage;
+use crate::services::llm::{ChatMessage, Role, Tools};
 
 pub const MAX_MESSAGES: usize = 100;
 pub const MAX_CONTENT_CHARS: usize = 10_000;
@@ -61,6 +63,8 @@ pub struct ChatParams {
     pub max_tokens: u32,
     /// `None`: answer without retrieval.
     pub rag: Option<RagScope>,
+    /// The tools the model may call (only the OpenAI-compatible route offers them).
+    pub tools: Option<Arc<Tools>>,
     pub limits: &'static ChatLimits,
 }
 
@@ -78,7 +82,9 @@ impl ChatParams {
         for (index, message) in self.messages.iter().enumerate() {
             let too_long = message.content.len() > limits.content_chars
                 && message.content.chars().count() > limits.content_chars;
-            if message.content.is_empty() || too_long {
+            // A message that calls tools may say nothing, and a tool may return nothing.
+            let may_be_empty = !message.tool_calls.is_empty() || message.role == Role::Tool;
+            if (message.content.is_empty() && !may_be_empty) || too_long {
                 let message = if limits.content_chars == usize::MAX {
                     "must not be empty".to_owned()
                 } else {
@@ -143,6 +149,7 @@ mod tests {
                 document_ids: Vec::new(),
                 top_k: DEFAULT_TOP_K,
             }),
+            tools: None,
             limits: &RAGD_LIMITS,
         }
     }

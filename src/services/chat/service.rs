@@ -16,7 +16,8 @@ use super::stream::{AnswerStream, ChatStream};
 use super::usage::UsageRecorder;
 use crate::http::error::FieldError;
 use crate::services::llm::{
-    ChatMessage, CompletionRequest, FinishReason, LlmGateway, ProviderError, Routed, Usage, tokens,
+    ChatMessage, CompletionRequest, FinishReason, LlmGateway, ProviderError, Routed, ToolCall,
+    Usage, tokens,
 };
 use crate::services::retrieval::Citation;
 
@@ -52,6 +53,8 @@ pub enum ChatError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatAnswer {
     pub text: String,
+    /// The tools the model called (it then waits for their results).
+    pub tool_calls: Vec<ToolCall>,
     pub citations: Vec<Citation>,
     pub usage: Usage,
     /// Whether the answer ended or was cut at `max_tokens`.
@@ -133,6 +136,7 @@ impl ChatService {
         Ok(ChatAnswer {
             overhead: overhead(account.elapsed(), upstream),
             text: routed.value.text,
+            tool_calls: routed.value.tool_calls,
             finish: routed.value.finish,
             citations,
             usage,
@@ -224,7 +228,8 @@ impl ChatService {
             }
             None => Vec::new(),
         };
-        let fitted = budget::fit(&model, params.max_tokens, &citations, |kept| {
+        let tools = params.tools.as_deref();
+        let fitted = budget::fit(&model, params.max_tokens, tools, &citations, |kept| {
             grounded(&params.messages, kept)
         })
         .map_err(ChatError::ContextTooLong)?;
@@ -236,15 +241,20 @@ impl ChatService {
         // is left to the end of a call the provider reports no usage for.
         let prompt = match (counted, &self.tokens) {
             (Some(count), _) => PromptTokens::Counted(count),
-            (None, Some(_)) => PromptTokens::Counted(tokens::count_messages(&model, &messages)),
-            (None, None) => PromptTokens::Uncounted(messages.clone()),
+            (None, Some(_)) => {
+                PromptTokens::Counted(tokens::count_prompt(&model, &messages, tools))
+            }
+            (None, None) => PromptTokens::Uncounted {
+                messages: messages.clone(),
+                tools: params.tools.clone(),
+            },
         };
         let reservation = match &prompt {
             PromptTokens::Counted(count) => {
                 self.reserve(user, count.saturating_add(params.max_tokens))
                     .await?
             }
-            PromptTokens::Uncounted(_) => Reservation::unlimited(),
+            PromptTokens::Uncounted { .. } => Reservation::unlimited(),
         };
         if self.log_prompts {
             let prompt = serde_json::to_string(&messages).unwrap_or_default();
@@ -267,6 +277,7 @@ impl ChatService {
                 temperature: params.temperature,
                 max_tokens: params.max_tokens,
                 context,
+                tools: params.tools,
             },
             model,
             citations,
@@ -401,6 +412,7 @@ mod tests {
                 document_ids: Vec::new(),
                 top_k: 5,
             }),
+            tools: None,
             limits: &RAGD_LIMITS,
         }
     }

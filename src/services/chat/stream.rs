@@ -8,7 +8,9 @@ use std::task::{Context, Poll, ready};
 use futures::{Stream, StreamExt};
 
 use super::account::{CallAccount, Outcome};
-use crate::services::llm::{FinishReason, MeteredStream, ProviderError, StreamEvent, Usage};
+use crate::services::llm::{
+    FinishReason, MeteredStream, ProviderError, StreamEvent, ToolCallDelta, Usage,
+};
 use crate::services::retrieval::Citation;
 
 /// What ends a successful answer.
@@ -26,6 +28,8 @@ pub struct ChatSummary {
 #[derive(Debug)]
 pub enum ChatEvent {
     Token(String),
+    /// A piece of a tool call.
+    ToolCall(ToolCallDelta),
     /// The last event of a complete answer.
     Done(ChatSummary),
     /// The last event of an answer the provider broke off.
@@ -72,6 +76,10 @@ impl Stream for AnswerStream {
             Some(Ok(StreamEvent::Token(text))) => {
                 this.account.token();
                 return Poll::Ready(Some(ChatEvent::Token(text)));
+            }
+            Some(Ok(StreamEvent::ToolCall(delta))) => {
+                this.account.token();
+                return Poll::Ready(Some(ChatEvent::ToolCall(delta)));
             }
             Some(Ok(StreamEvent::Done { usage, finish })) => {
                 let usage = usage.unwrap_or_else(|| this.upstream.usage_so_far());

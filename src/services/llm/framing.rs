@@ -6,6 +6,7 @@
 //! token of every streamed answer passes through all of them, and a line is read in place in
 //! the body's buffer instead of being copied into a string of its own.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -13,7 +14,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
-use super::{EventStream, FinishReason, ProviderError, StreamEvent, Usage};
+use super::{EventStream, FinishReason, ProviderError, StreamEvent, ToolCallDelta, Usage};
 
 /// Longest line, and longest event's data, accepted from a provider; a longer one means a
 /// broken or hostile upstream.
@@ -206,6 +207,10 @@ impl Stream for SseEvents {
 /// What one provider frame means for the caller.
 pub enum Frame {
     Token(String),
+    ToolCall(ToolCallDelta),
+    /// Several events from one frame (text and tool calls together, several calls), in
+    /// order; a `Done` among them ends the stream.
+    Events(Vec<StreamEvent>),
     /// Nothing for the caller (role announcements, pings, usage-only chunks).
     Ignore,
     /// The provider finished, reporting this usage (if it reported any) and why it stopped.
@@ -236,6 +241,7 @@ where
     DecodeEvents {
         frames,
         decode,
+        pending: VecDeque::new(),
         ended: false,
     }
     .boxed()
@@ -244,7 +250,21 @@ where
 struct DecodeEvents<S, D> {
     frames: S,
     decode: D,
+    /// Events of a frame that held several, handed out before the next frame is read.
+    pending: VecDeque<StreamEvent>,
     ended: bool,
+}
+
+impl<S, D> DecodeEvents<S, D> {
+    /// The next event of a frame that held several; after a `Done`, none.
+    fn next_pending(&mut self) -> Option<StreamEvent> {
+        let event = self.pending.pop_front()?;
+        if matches!(event, StreamEvent::Done { .. }) {
+            self.ended = true;
+            self.pending.clear();
+        }
+        Some(event)
+    }
 }
 
 impl<S, F, D> Stream for DecodeEvents<S, D>
@@ -256,6 +276,9 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if let Some(event) = this.next_pending() {
+            return Poll::Ready(Some(Ok(event)));
+        }
         while !this.ended {
             let decoded = match ready!(this.frames.poll_next_unpin(cx)) {
                 None => (this.decode)(None),
@@ -265,6 +288,16 @@ where
             let event = match decoded {
                 Ok(Frame::Ignore) => continue,
                 Ok(Frame::Token(text)) => return Poll::Ready(Some(Ok(StreamEvent::Token(text)))),
+                Ok(Frame::ToolCall(delta)) => {
+                    return Poll::Ready(Some(Ok(StreamEvent::ToolCall(delta))));
+                }
+                Ok(Frame::Events(events)) => {
+                    this.pending = events.into();
+                    match this.next_pending() {
+                        Some(event) => return Poll::Ready(Some(Ok(event))),
+                        None => continue,
+                    }
+                }
                 Ok(Frame::Done(usage, finish)) => Ok(StreamEvent::Done { usage, finish }),
                 Err(error) => Err(error),
             };
@@ -286,6 +319,37 @@ mod tests {
             .map(|part| Ok(Bytes::from_static(part.as_bytes())))
             .collect();
         futures::stream::iter(parts).boxed()
+    }
+
+    #[tokio::test]
+    async fn a_frame_of_several_events_hands_them_out_in_order_and_ends_at_its_done() {
+        let frames = futures::stream::iter([Ok::<_, ProviderError>(1), Ok(2)]);
+        let events: Vec<_> = decode_events("p", frames, |frame| {
+            Ok(match frame {
+                1 => Frame::Events(vec![
+                    StreamEvent::Token("a".into()),
+                    StreamEvent::Done {
+                        usage: None,
+                        finish: FinishReason::Stop,
+                    },
+                    StreamEvent::Token("after the end".into()),
+                ]),
+                _ => Frame::Token("never read".into()),
+            })
+        })
+        .map(Result::unwrap)
+        .collect()
+        .await;
+        assert_eq!(
+            events,
+            [
+                StreamEvent::Token("a".into()),
+                StreamEvent::Done {
+                    usage: None,
+                    finish: FinishReason::Stop
+                }
+            ]
+        );
     }
 
     #[tokio::test]

@@ -681,7 +681,10 @@ mod tests {
             .unwrap();
         let events: Vec<_> = routed.value.map(Result::unwrap).collect().await;
 
-        let expected = tokens::estimate_usage("gpt-4o-mini", &request.messages, "Hello world");
+        let expected = Usage::new(
+            tokens::count_messages("gpt-4o-mini", &request.messages),
+            tokens::count_text("gpt-4o-mini", "Hello world"),
+        );
         assert_eq!(
             events.last(),
             Some(&StreamEvent::Done {

@@ -179,21 +179,29 @@ fn answer(req: &CompletionRequest) -> String {
 /// The prompt is the messages alone: the context's sources are already written into them
 /// (the grounded system message), `context` only hands them over whole for quoting.
 fn usage(req: &CompletionRequest, text: &str) -> Usage {
-    Usage::new(
-        tokens::count_messages(MODEL_NAME, &req.messages),
-        tokens::count_text(MODEL_NAME, text),
-    )
+    Usage::new(req.prompt_tokens(), tokens::count_text(MODEL_NAME, text))
 }
 
-fn check_model(req: &CompletionRequest) -> Result<(), ProviderError> {
-    if req.model == MODEL_NAME {
-        Ok(())
-    } else {
-        Err(ProviderError::NotConfigured {
+/// The request must be for the extractive model, and must not require a tool call: the
+/// extractive model answers in text alone (offered tools it simply does not call).
+fn check_request(req: &CompletionRequest) -> Result<(), ProviderError> {
+    if req.model != MODEL_NAME {
+        return Err(ProviderError::NotConfigured {
             model: format!("{PROVIDER}/{}", req.model),
             hint: "the built-in provider offers only local/extractive",
-        })
+        });
     }
+    if req
+        .tools
+        .as_ref()
+        .is_some_and(|tools| tools.choice.forces_a_call())
+    {
+        return Err(ProviderError::Unsupported {
+            provider: PROVIDER,
+            operation: "tool calls (local/extractive answers in text only)",
+        });
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -203,11 +211,12 @@ impl LlmProvider for LocalProvider {
     }
 
     async fn complete(&self, req: &CompletionRequest) -> Result<Completion, ProviderError> {
-        check_model(req)?;
+        check_request(req)?;
         let text = answer(req);
         Ok(Completion {
             usage: usage(req, &text),
             text,
+            tool_calls: Vec::new(),
             model: MODEL_NAME.to_owned(),
             finish: FinishReason::Stop,
         })
@@ -215,7 +224,7 @@ impl LlmProvider for LocalProvider {
 
     /// Streams the same answer word by word (each word with its trailing whitespace).
     async fn stream(&self, req: &CompletionRequest) -> Result<EventStream, ProviderError> {
-        check_model(req)?;
+        check_request(req)?;
         let text = answer(req);
         let done = StreamEvent::Done {
             usage: Some(usage(req, &text)),
@@ -259,6 +268,7 @@ mod tests {
                     text: (*text).to_owned(),
                 })
                 .collect(),
+            tools: None,
         }
     }
 
@@ -357,7 +367,7 @@ mod tests {
             .iter()
             .map(|event| match event {
                 StreamEvent::Token(text) => text.as_str(),
-                StreamEvent::Done { .. } => panic!("done before the end"),
+                other => panic!("{other:?} before the end"),
             })
             .collect();
         assert_eq!(streamed, whole.text);

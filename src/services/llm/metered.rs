@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use tokio::time::Instant;
 
 use super::metrics::CallMetrics;
-use super::{CompletionRequest, EventStream, ProviderError, StreamEvent, Usage, tokens};
+use super::{CompletionRequest, EventStream, ProviderError, StreamEvent, Usage};
 
 pub struct MeteredStream {
     inner: EventStream,
@@ -18,6 +18,7 @@ pub struct MeteredStream {
     metrics: CallMetrics,
     /// Kept to count prompt tokens when the provider reports no usage.
     request: Arc<CompletionRequest>,
+    /// What the model wrote so far: its text and its tool calls' names and arguments.
     answer: String,
     /// The usage counted locally, once it was needed.
     counted: Option<Usage>,
@@ -56,9 +57,9 @@ impl MeteredStream {
     /// The prompt and the answer so far, counted with the model's tokenizer (once: later calls
     /// return the same count). For a call that ended without the provider's usage report.
     pub fn usage_so_far(&mut self) -> Usage {
-        *self.counted.get_or_insert_with(|| {
-            tokens::estimate_usage(&self.request.model, &self.request.messages, &self.answer)
-        })
+        *self
+            .counted
+            .get_or_insert_with(|| self.request.estimate_usage(&self.answer))
     }
 
     /// Counts the tokens of an answer that ended early into the metrics, once it had begun:
@@ -87,6 +88,13 @@ impl MeteredStream {
         self.metrics.failure(error);
     }
 
+    fn generating(&mut self) {
+        if self.first_token_at.is_none() {
+            self.metrics.first_token();
+            self.first_token_at = Some(Instant::now());
+        }
+    }
+
     fn observe(
         &mut self,
         event: Option<Result<StreamEvent, ProviderError>>,
@@ -96,12 +104,17 @@ impl MeteredStream {
         }));
         match event {
             Ok(StreamEvent::Token(text)) => {
-                if self.first_token_at.is_none() {
-                    self.metrics.first_token();
-                    self.first_token_at = Some(Instant::now());
-                }
+                self.generating();
                 self.answer.push_str(&text);
                 Some(Ok(StreamEvent::Token(text)))
+            }
+            Ok(StreamEvent::ToolCall(delta)) => {
+                self.generating();
+                if let Some(name) = &delta.name {
+                    self.answer.push_str(name);
+                }
+                self.answer.push_str(&delta.arguments);
+                Some(Ok(StreamEvent::ToolCall(delta)))
             }
             Ok(StreamEvent::Done { usage, finish }) => {
                 self.finished = true;

@@ -17,6 +17,7 @@ mod ollama;
 mod openai;
 mod routing;
 pub mod tokens;
+mod tools;
 
 #[cfg(test)]
 mod test_support;
@@ -31,6 +32,7 @@ pub use error::ProviderError;
 pub use gateway::{LlmGateway, LlmSettings, Routed};
 pub use local::LOCAL_MODEL;
 pub use metered::MeteredStream;
+pub use tools::{Tool, ToolCall, ToolCallDelta, ToolChoice, Tools};
 
 /// The provider a model name routes to (`openai`, `anthropic`, `ollama`, `local`).
 pub fn provider_of(model: &str) -> &'static str {
@@ -44,12 +46,21 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// The result of a tool call, sent back by the client (`tool_call_id` says which call).
+    Tool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub role: Role,
+    /// May be empty in an assistant message that only calls tools.
     pub content: String,
+    /// The calls an assistant message made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// In a tool message: the call whose result it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
@@ -57,6 +68,8 @@ impl ChatMessage {
         Self {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         }
     }
 }
@@ -87,6 +100,24 @@ pub struct CompletionRequest {
     pub temperature: Option<f32>,
     pub max_tokens: u32,
     pub context: Vec<ContextSource>,
+    /// The tools the model may call (`None`: no tools were offered).
+    pub tools: Option<Arc<Tools>>,
+}
+
+impl CompletionRequest {
+    /// The prompt's tokens by the model's tokenizer: the messages and the tools offered.
+    pub fn prompt_tokens(&self) -> u32 {
+        tokens::count_prompt(&self.model, &self.messages, self.tools.as_deref())
+    }
+
+    /// Usage counted locally, for an answer whose provider reported none; `answer` is the
+    /// text the model wrote (tool calls included).
+    pub fn estimate_usage(&self, answer: &str) -> Usage {
+        Usage::new(
+            self.prompt_tokens(),
+            tokens::count_text(&self.model, answer),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,13 +146,17 @@ pub enum FinishReason {
     Stop,
     /// The answer hit `max_tokens`.
     Length,
+    /// The model called tools and waits for their results.
+    ToolCalls,
 }
 
 impl FinishReason {
-    /// From a provider's own word: OpenAI's and Ollama's `length`, Anthropic's `max_tokens`.
+    /// From a provider's own word: OpenAI's and Ollama's `length`, Anthropic's `max_tokens`;
+    /// OpenAI's `tool_calls` (and its older `function_call`), Anthropic's `tool_use`.
     pub fn from_provider(reason: Option<&str>) -> Self {
         match reason {
             Some("length" | "max_tokens") => Self::Length,
+            Some("tool_calls" | "function_call" | "tool_use") => Self::ToolCalls,
             _ => Self::Stop,
         }
     }
@@ -131,6 +166,7 @@ impl FinishReason {
         match self {
             Self::Stop => "stop",
             Self::Length => "length",
+            Self::ToolCalls => "tool_calls",
         }
     }
 }
@@ -139,6 +175,8 @@ impl FinishReason {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
     pub text: String,
+    /// The tools the model called, in order (empty when it answered in text alone).
+    pub tool_calls: Vec<ToolCall>,
     pub usage: Usage,
     /// The model name the provider reports having used.
     pub model: String,
@@ -149,6 +187,8 @@ pub struct Completion {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     Token(String),
+    /// A piece of a tool call.
+    ToolCall(ToolCallDelta),
     /// `usage` is `None` when the provider reported none; the gateway then counts the tokens
     /// itself, so streams from [`LlmGateway::stream`] always carry `Some`.
     Done {

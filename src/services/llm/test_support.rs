@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::http::{LlmHttp, RetryPolicy};
 use super::{
     ChatMessage, CompletionRequest, FinishReason, LlmProvider, ProviderError, Role, StreamEvent,
-    Usage,
+    Tool, ToolCall, ToolCallDelta, Usage,
 };
 
 /// Serves `router` on a fresh local port and returns its base URL (`http://127.0.0.1:PORT`).
@@ -92,7 +92,64 @@ pub fn user_request(model: &str, question: &str) -> CompletionRequest {
         temperature: Some(0.2),
         max_tokens: 64,
         context: Vec::new(),
+        tools: None,
     }
+}
+
+/// An assistant message calling `name` with `arguments` (a call with id `id`).
+pub fn calling(id: &str, name: &str, arguments: &str) -> ChatMessage {
+    let mut message = ChatMessage::new(Role::Assistant, "");
+    message.tool_calls.push(ToolCall {
+        id: id.into(),
+        name: name.into(),
+        arguments: arguments.into(),
+    });
+    message
+}
+
+/// The result of the call `id`, as the client sends it back.
+pub fn tool_result(id: &str, content: &str) -> ChatMessage {
+    let mut message = ChatMessage::new(Role::Tool, content);
+    message.tool_call_id = Some(id.into());
+    message
+}
+
+/// [`user_request`] followed by a call to `get_weather` for Paris (id `call_1`) and the
+/// call's `result`.
+pub fn tool_round_trip(model: &str, result: &str) -> CompletionRequest {
+    let mut req = user_request(model, "Weather in Paris?");
+    let mut messages = req.messages.to_vec();
+    messages.extend([
+        calling("call_1", "get_weather", r#"{"city":"Paris"}"#),
+        tool_result("call_1", result),
+    ]);
+    req.messages = messages.into();
+    req
+}
+
+/// A tool the tests offer: `name`, described, without a parameter schema.
+pub fn tool(name: &str) -> Tool {
+    Tool {
+        name: name.into(),
+        description: Some(format!("the {name} tool")),
+        parameters: None,
+        strict: None,
+    }
+}
+
+/// A piece of a streamed tool call.
+pub fn call_piece(
+    index: u32,
+    id: Option<&str>,
+    name: Option<&str>,
+    arguments: &str,
+) -> StreamEvent {
+    StreamEvent::ToolCall(ToolCallDelta {
+        index,
+        id: id.map(str::to_owned),
+        name: name.map(str::to_owned),
+        arguments: arguments.to_owned(),
+    })
 }
 
 /// Each request's headers and JSON body, as the mock received them.

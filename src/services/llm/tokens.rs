@@ -11,7 +11,7 @@
 use tiktoken_rs::{CoreBPE, cl100k_base_singleton, o200k_base_singleton};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-use super::{ChatMessage, Usage};
+use super::{ChatMessage, Tools};
 
 /// Tokens OpenAI adds around every chat message (role and separators).
 const TOKENS_PER_MESSAGE: u32 = 3;
@@ -70,40 +70,59 @@ pub fn count_text(model: &str, text: &str) -> u32 {
     })
 }
 
-/// Tokens a chat prompt costs, following OpenAI's documented per-message overhead.
+/// The texts of a message that reach the model: its content, and the name and arguments of
+/// each tool it called.
+fn texts(message: &ChatMessage) -> impl Iterator<Item = &str> {
+    std::iter::once(message.content.as_str()).chain(
+        message
+            .tool_calls
+            .iter()
+            .flat_map(|call| [call.name.as_str(), call.arguments.as_str()]),
+    )
+}
+
+fn message_bytes(message: &ChatMessage) -> usize {
+    texts(message).map(str::len).sum()
+}
+
+/// Tokens a chat prompt's messages cost, following OpenAI's documented per-message overhead.
 pub fn count_messages(model: &str, messages: &[ChatMessage]) -> u32 {
-    let bytes = messages.iter().map(|message| message.content.len()).sum();
+    let bytes = messages.iter().map(message_bytes).sum();
     off_the_workers(bytes, || {
         let encoder = encoder_for(model);
         messages
             .iter()
             .map(|message| {
-                saturating_u32(encoder.encode_ordinary(&message.content).len())
-                    .saturating_add(TOKENS_PER_MESSAGE)
+                texts(message)
+                    .map(|text| saturating_u32(encoder.encode_ordinary(text).len()))
+                    .fold(TOKENS_PER_MESSAGE, u32::saturating_add)
             })
             .fold(REPLY_PRIMING_TOKENS, u32::saturating_add)
     })
 }
 
-/// At least [`count_messages`] for any model, without tokenizing: every token of a byte-level
-/// BPE (cl100k, o200k) stands for at least one byte of UTF-8, so a text has no more tokens than
-/// bytes. Enough to know that a prompt fits a window without paying for an exact count.
-pub fn upper_bound(messages: &[ChatMessage]) -> u32 {
-    messages
-        .iter()
-        .map(|message| saturating_u32(message.content.len()).saturating_add(TOKENS_PER_MESSAGE))
-        .fold(REPLY_PRIMING_TOKENS, u32::saturating_add)
+/// Tokens a whole prompt costs: its messages and the definitions of the tools it offers.
+pub fn count_prompt(model: &str, messages: &[ChatMessage], tools: Option<&Tools>) -> u32 {
+    let tools = tools.map_or(0, |tools| count_text(model, &tools.counted_text()));
+    count_messages(model, messages).saturating_add(tools)
 }
 
-/// Usage counted locally, for an answer whose provider reported none.
-pub fn estimate_usage(model: &str, messages: &[ChatMessage], answer: &str) -> Usage {
-    Usage::new(count_messages(model, messages), count_text(model, answer))
+/// At least [`count_prompt`] for any model, without tokenizing: every token of a byte-level
+/// BPE (cl100k, o200k) stands for at least one byte of UTF-8, so a text has no more tokens than
+/// bytes. Enough to know that a prompt fits a window without paying for an exact count.
+pub fn upper_bound(messages: &[ChatMessage], tools: Option<&Tools>) -> u32 {
+    let tools = tools.map_or(0, |tools| saturating_u32(tools.counted_text().len()));
+    messages
+        .iter()
+        .map(|message| saturating_u32(message_bytes(message)).saturating_add(TOKENS_PER_MESSAGE))
+        .fold(REPLY_PRIMING_TOKENS, u32::saturating_add)
+        .saturating_add(tools)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::llm::Role;
+    use crate::services::llm::{Role, Tool, ToolCall};
 
     #[test]
     fn gpt_4o_family_uses_o200k_and_others_cl100k() {
@@ -139,7 +158,7 @@ mod tests {
                 ChatMessage::new(Role::User, text),
             ];
             for model in ["gpt-4", "gpt-4o-mini", "ollama/llama3.2"] {
-                assert!(upper_bound(&messages) >= count_messages(model, &messages));
+                assert!(upper_bound(&messages, None) >= count_messages(model, &messages));
             }
         }
     }
@@ -167,6 +186,36 @@ mod tests {
         });
         assert_eq!(on_a_worker.ok(), Some(plain));
         assert!(plain.0 > 10_000 / 2);
+    }
+
+    #[test]
+    fn tool_calls_and_tool_definitions_are_part_of_the_prompt() {
+        let mut call = ChatMessage::new(Role::Assistant, "");
+        call.tool_calls.push(ToolCall {
+            id: "call_1".into(),
+            name: "get_weather".into(),
+            arguments: r#"{"city": "Paris"}"#.into(),
+        });
+        let messages = vec![ChatMessage::new(Role::User, "Weather?"), call];
+        let tools = Tools {
+            definitions: vec![Tool {
+                name: "get_weather".into(),
+                description: Some("Current weather in a city".into()),
+                parameters: Some(serde_json::json!({"type": "object",
+                    "properties": {"city": {"type": "string"}}})),
+                strict: None,
+            }],
+            ..Tools::default()
+        };
+        let without_calls = count_messages("gpt-4o", &messages[..1]) + TOKENS_PER_MESSAGE;
+        let messages_only = count_messages("gpt-4o", &messages);
+        assert!(messages_only > without_calls + 5, "{messages_only}");
+        let with_tools = count_prompt("gpt-4o", &messages, Some(&tools));
+        assert_eq!(
+            with_tools,
+            messages_only + count_text("gpt-4o", &tools.counted_text())
+        );
+        assert!(upper_bound(&messages, Some(&tools)) >= with_tools);
     }
 
     #[test]

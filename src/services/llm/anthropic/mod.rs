@@ -1,24 +1,27 @@
-//! The Anthropic provider over the Messages API: system messages become the top-level
-//! `system` field, and the SSE event stream (`message_start`, `content_block_delta`,
-//! `message_delta`, `message_stop`, `error`) becomes stream events.
+//! The Anthropic provider over the Messages API: the request takes Anthropic's shape (see
+//! [`request`]), and the SSE event stream (`message_start`, `content_block_start`,
+//! `content_block_delta`, `message_delta`, `message_stop`, `error`) becomes stream events,
+//! text and tool calls alike.
+
+mod request;
 
 use async_trait::async_trait;
 use reqwest::RequestBuilder;
 use reqwest::header::HeaderValue;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serde_json::Value;
 
+use self::request::MessagesBody;
 use super::framing::{Frame, decode_events, sse_events};
 use super::http::{Endpoint, LlmHttp, Upstream, safe_message};
 use super::{
     Completion, CompletionRequest, EventStream, FinishReason, LlmProvider, ModelInfo,
-    ProviderError, Role, Usage,
+    ProviderError, ToolCall, ToolCallDelta, Usage,
 };
 use crate::secret::Secret;
 
 const PROVIDER: &str = "anthropic";
 const API_VERSION: &str = "2023-06-01";
-/// Anthropic accepts temperatures in 0..=1; ragd's API allows up to 2.
-const MAX_TEMPERATURE: f32 = 1.0;
 /// Anthropic's "overloaded" status, used for an overload reported inside a stream.
 const OVERLOADED_STATUS: u16 = 529;
 
@@ -67,55 +70,6 @@ impl AnthropicProvider {
     }
 }
 
-#[derive(Serialize)]
-struct MessagesBody<'a> {
-    model: &'a str,
-    max_tokens: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    system: Option<String>,
-    messages: Vec<WireMessage<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f32>,
-    stream: bool,
-}
-
-#[derive(Serialize)]
-struct WireMessage<'a> {
-    role: Role,
-    content: &'a str,
-}
-
-impl<'a> MessagesBody<'a> {
-    /// Anthropic takes system instructions as one top-level field, not as messages.
-    fn new(req: &'a CompletionRequest, stream: bool) -> Self {
-        let system: Vec<&str> = req
-            .messages
-            .iter()
-            .filter(|message| message.role == Role::System)
-            .map(|message| message.content.as_str())
-            .collect();
-        let messages = req
-            .messages
-            .iter()
-            .filter(|message| message.role != Role::System)
-            .map(|message| WireMessage {
-                role: message.role,
-                content: &message.content,
-            })
-            .collect();
-        Self {
-            model: &req.model,
-            max_tokens: req.max_tokens,
-            system: (!system.is_empty()).then(|| system.join("\n\n")),
-            messages,
-            temperature: req
-                .temperature
-                .map(|temperature| temperature.clamp(0.0, MAX_TEMPERATURE)),
-            stream,
-        }
-    }
-}
-
 #[derive(Deserialize)]
 struct WireUsage {
     #[serde(default)]
@@ -138,6 +92,12 @@ enum ContentBlock {
     Text {
         text: String,
     },
+    ToolUse {
+        id: String,
+        name: String,
+        #[serde(default)]
+        input: Value,
+    },
     #[serde(other)]
     Other,
 }
@@ -148,8 +108,16 @@ enum StreamPayload {
     MessageStart {
         message: StartedMessage,
     },
+    ContentBlockStart {
+        index: u32,
+        content_block: StartedBlock,
+    },
     ContentBlockDelta {
+        index: u32,
         delta: BlockDelta,
+    },
+    ContentBlockStop {
+        index: u32,
     },
     MessageDelta {
         delta: Option<MessageDeltaBody>,
@@ -175,9 +143,24 @@ struct StartedMessage {
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+enum StartedBlock {
+    ToolUse {
+        id: String,
+        name: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 enum BlockDelta {
     TextDelta {
         text: String,
+    },
+    /// A piece of a tool call's input, as JSON text.
+    InputJsonDelta {
+        partial_json: String,
     },
     #[serde(other)]
     Other,
@@ -200,22 +183,40 @@ struct WireModel {
     id: String,
 }
 
-/// Usage as the stream reveals it: input tokens at the start, output tokens in
-/// `message_delta` (cumulative).
+/// What the stream has revealed so far: input tokens at the start, output tokens in
+/// `message_delta` (cumulative), and which content blocks are tool calls.
 #[derive(Default)]
-struct StreamUsage {
+struct StreamState {
     input_tokens: Option<u32>,
     output_tokens: Option<u32>,
     finish: FinishReason,
+    /// The tool-use blocks by content-block index, in call order (a call's index in this
+    /// list is its OpenAI-style call index), and whether any input arrived for each.
+    tool_blocks: Vec<(u32, bool)>,
 }
 
-impl StreamUsage {
+impl StreamState {
     fn report(&self) -> Option<Usage> {
         Some(Usage::new(self.input_tokens?, self.output_tokens?))
     }
+
+    fn call_index(&self, block: u32) -> Option<usize> {
+        self.tool_blocks
+            .iter()
+            .position(|(index, _)| *index == block)
+    }
 }
 
-fn decode_event(data: &str, usage: &mut StreamUsage) -> Result<Frame, ProviderError> {
+fn call_delta(index: usize, id: Option<String>, name: Option<String>, arguments: String) -> Frame {
+    Frame::ToolCall(ToolCallDelta {
+        index: u32::try_from(index).unwrap_or(u32::MAX),
+        id,
+        name,
+        arguments,
+    })
+}
+
+fn decode_event(data: &str, usage: &mut StreamState) -> Result<Frame, ProviderError> {
     let payload: StreamPayload =
         serde_json::from_str(data).map_err(|error| ProviderError::Protocol {
             provider: PROVIDER,
@@ -227,9 +228,40 @@ fn decode_event(data: &str, usage: &mut StreamUsage) -> Result<Frame, ProviderEr
             usage.output_tokens = Some(message.usage.output_tokens);
             Frame::Ignore
         }
+        StreamPayload::ContentBlockStart {
+            index,
+            content_block: StartedBlock::ToolUse { id, name },
+        } => {
+            usage.tool_blocks.push((index, false));
+            call_delta(
+                usage.tool_blocks.len() - 1,
+                Some(id),
+                Some(name),
+                String::new(),
+            )
+        }
         StreamPayload::ContentBlockDelta {
             delta: BlockDelta::TextDelta { text },
+            ..
         } if !text.is_empty() => Frame::Token(text),
+        StreamPayload::ContentBlockDelta {
+            index,
+            delta: BlockDelta::InputJsonDelta { partial_json },
+        } if !partial_json.is_empty() => match usage.call_index(index) {
+            Some(call) => {
+                usage.tool_blocks[call].1 = true;
+                call_delta(call, None, None, partial_json)
+            }
+            None => Frame::Ignore,
+        },
+        // A call without input has none to stream: its arguments are `{}`, as in a whole
+        // answer, so that clients parsing them as JSON get an object.
+        StreamPayload::ContentBlockStop { index } => match usage.call_index(index) {
+            Some(call) if !usage.tool_blocks[call].1 => {
+                call_delta(call, None, None, "{}".to_owned())
+            }
+            _ => Frame::Ignore,
+        },
         StreamPayload::MessageDelta {
             delta,
             usage: reported,
@@ -267,16 +299,25 @@ impl LlmProvider for AnthropicProvider {
 
     async fn complete(&self, req: &CompletionRequest) -> Result<Completion, ProviderError> {
         let response: MessageResponse = self.post_messages(req, false).await?.json().await?;
-        let text = response
-            .content
-            .into_iter()
-            .filter_map(|block| match block {
-                ContentBlock::Text { text } => Some(text),
-                ContentBlock::Other => None,
-            })
-            .collect();
+        let mut text = String::new();
+        let mut tool_calls = Vec::new();
+        for block in response.content {
+            match block {
+                ContentBlock::Text { text: part } => text.push_str(&part),
+                ContentBlock::ToolUse { id, name, input } => tool_calls.push(ToolCall {
+                    id,
+                    name,
+                    arguments: match input {
+                        Value::Null => "{}".to_owned(),
+                        input => input.to_string(),
+                    },
+                }),
+                ContentBlock::Other => {}
+            }
+        }
         Ok(Completion {
             text,
+            tool_calls,
             usage: Usage::new(response.usage.input_tokens, response.usage.output_tokens),
             model: response.model.unwrap_or_else(|| req.model.clone()),
             finish: FinishReason::from_provider(response.stop_reason.as_deref()),
@@ -286,7 +327,7 @@ impl LlmProvider for AnthropicProvider {
     async fn stream(&self, req: &CompletionRequest) -> Result<EventStream, ProviderError> {
         let upstream = self.post_messages(req, true).await?;
         let events = sse_events(PROVIDER, upstream.into_chunks());
-        let mut usage = StreamUsage::default();
+        let mut usage = StreamState::default();
         Ok(decode_events(PROVIDER, events, move |event| {
             decode_event(&event.data, &mut usage)
         }))
@@ -322,6 +363,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::services::llm::StreamEvent;
     use crate::services::llm::test_support::*;
 
     fn event(name: &str, payload: Value) -> String {
@@ -409,6 +451,103 @@ mod tests {
 
         assert_eq!(events, hello_events(Usage::new(25, 7)));
         assert_eq!(captured.last().1["stream"], true);
+    }
+
+    #[tokio::test]
+    async fn tool_use_blocks_become_tool_calls_with_json_text_arguments() {
+        let (provider, _) = mock_messages(|| {
+            Json(json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+                "content": [{"type": "text", "text": "Checking."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}],
+                "stop_reason": "tool_use", "usage": {"input_tokens": 50, "output_tokens": 20}}))
+            .into_response()
+        })
+        .await;
+
+        let completion = provider
+            .complete(&user_request("claude-x", "Weather?"))
+            .await
+            .unwrap();
+
+        assert_eq!(completion.text, "Checking.");
+        assert_eq!(completion.finish, FinishReason::ToolCalls);
+        assert_eq!(
+            completion.tool_calls,
+            [ToolCall {
+                id: "toolu_1".into(),
+                name: "get_weather".into(),
+                arguments: r#"{"city":"Paris"}"#.into()
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn streamed_tool_use_blocks_become_numbered_call_pieces() {
+        let (provider, _) = mock_messages(|| {
+            let block_start = |index: u32, id: &str, name: &str| {
+                event(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": index,
+                    "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+                )
+            };
+            let input = |index: u32, partial: &str| {
+                event(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": partial}}),
+                )
+            };
+            let stop = |index: u32| {
+                event(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": index}),
+                )
+            };
+            sse(vec![
+                message_start(),
+                event(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}}),
+                ),
+                text_delta("Checking."),
+                stop(0),
+                block_start(1, "toolu_1", "get_weather"),
+                input(1, ""),
+                input(1, "{\"city\": "),
+                input(1, "\"Paris\"}"),
+                stop(1),
+                block_start(2, "toolu_2", "get_time"),
+                stop(2),
+                event(
+                    "message_delta",
+                    json!({"type": "message_delta",
+                    "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 30}}),
+                ),
+                event("message_stop", json!({"type": "message_stop"})),
+            ])
+        })
+        .await;
+
+        let events = streamed(&provider, "claude-x").await;
+
+        assert_eq!(
+            events,
+            [
+                StreamEvent::Token("Checking.".into()),
+                call_piece(0, Some("toolu_1"), Some("get_weather"), ""),
+                call_piece(0, None, None, "{\"city\": "),
+                call_piece(0, None, None, "\"Paris\"}"),
+                call_piece(1, Some("toolu_2"), Some("get_time"), ""),
+                // A call without input streams none: its arguments are an empty object.
+                call_piece(1, None, None, "{}"),
+                StreamEvent::Done {
+                    usage: Some(Usage::new(25, 30)),
+                    finish: FinishReason::ToolCalls
+                },
+            ]
+        );
     }
 
     #[tokio::test]

@@ -1,15 +1,21 @@
-//! The OpenAI-compatible provider: chat completions (whole and SSE-streamed), the model
-//! list and embeddings, against any server that speaks OpenAI's API.
+//! The OpenAI-compatible provider: chat completions (whole and SSE-streamed, tool calls
+//! included), the model list and embeddings, against any server that speaks OpenAI's API.
+
+mod request;
 
 use async_trait::async_trait;
 use reqwest::RequestBuilder;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use self::request::ChatBody;
 
 use super::framing::{Frame, decode_events_to_end, sse_events};
 use super::http::{Endpoint, LlmHttp, Upstream, safe_message};
+use super::tools::{self, written};
 use super::{
-    ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, FinishReason,
-    LlmProvider, ModelInfo, ProviderError, RemoteEmbedder, Usage, tokens,
+    Completion, CompletionRequest, EmbeddingOutput, EventStream, FinishReason, LlmProvider,
+    ModelInfo, ProviderError, RemoteEmbedder, StreamEvent, ToolCall, ToolCallDelta, Usage, tokens,
 };
 use crate::secret::Secret;
 
@@ -47,25 +53,6 @@ impl OpenAiProvider {
         }
     }
 
-    fn chat_body<'a>(&self, req: &'a CompletionRequest, stream: bool) -> ChatBody<'a> {
-        let (max_tokens, max_completion_tokens) = if self.official {
-            (None, Some(req.max_tokens))
-        } else {
-            (Some(req.max_tokens), None)
-        };
-        ChatBody {
-            model: &req.model,
-            messages: &req.messages,
-            temperature: req.temperature,
-            max_tokens,
-            max_completion_tokens,
-            stream,
-            stream_options: stream.then_some(StreamOptions {
-                include_usage: true,
-            }),
-        }
-    }
-
     async fn post_chat(
         &self,
         req: &CompletionRequest,
@@ -73,29 +60,9 @@ impl OpenAiProvider {
     ) -> Result<Upstream, ProviderError> {
         let builder = self
             .request(self.chat.post(self.http.client()))
-            .json(&self.chat_body(req, stream));
+            .json(&ChatBody::new(req, stream, self.official));
         self.http.send(PROVIDER, builder).await
     }
-}
-
-#[derive(Serialize)]
-struct ChatBody<'a> {
-    model: &'a str,
-    messages: &'a [ChatMessage],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_completion_tokens: Option<u32>,
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<StreamOptions>,
-}
-
-#[derive(Serialize)]
-struct StreamOptions {
-    include_usage: bool,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +93,54 @@ struct Choice {
 #[derive(Deserialize)]
 struct ChoiceMessage {
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall {
+    /// Missing from some compatible servers' answers: ragd then makes one up.
+    id: Option<String>,
+    function: WireFunction,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<Arguments>,
+}
+
+/// A call's arguments: the JSON text OpenAI sends, or (from some compatible servers) the
+/// JSON object itself.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Arguments {
+    Text(String),
+    Object(Value),
+}
+
+impl Arguments {
+    fn into_text(self) -> String {
+        match self {
+            Self::Text(text) => text,
+            Self::Object(value) => value.to_string(),
+        }
+    }
+}
+
+impl WireToolCall {
+    fn into_call(self) -> ToolCall {
+        ToolCall {
+            id: self.id.unwrap_or_else(tools::new_call_id),
+            name: self.function.name.unwrap_or_default(),
+            arguments: self
+                .function
+                .arguments
+                .map(Arguments::into_text)
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// One chunk, read as leniently as the servers that speak OpenAI's API write them: `choices`
@@ -149,6 +164,23 @@ struct ChunkChoice {
 #[derive(Deserialize)]
 struct Delta {
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCallDelta>>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCallDelta {
+    /// Missing when a server sends each call whole, in one chunk: then calls are numbered
+    /// in the order they arrive.
+    index: Option<u32>,
+    id: Option<String>,
+    function: Option<WireFunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct WireFunctionDelta {
+    name: Option<String>,
+    arguments: Option<Arguments>,
 }
 
 /// An error some compatible servers send inside a stream that already answered 200.
@@ -202,6 +234,8 @@ fn protocol(message: impl Into<String>) -> ProviderError {
 /// What a stream has reported so far that only matters at its end.
 #[derive(Default)]
 struct StreamEnd {
+    /// Tool calls seen without an index, numbered in the order they came.
+    unindexed_calls: u32,
     usage: Option<Usage>,
     finish: FinishReason,
     /// A choice said why it finished: the answer is whole even if `[DONE]` never comes (some
@@ -237,22 +271,53 @@ fn decode_chunk(data: Option<&str>, end: &mut StreamEnd) -> Result<Frame, Provid
         end.usage = Some(reported.into());
     }
     let mut text = String::new();
+    let mut calls = Vec::new();
     for choice in chunk.choices.into_iter().flatten() {
         if let Some(reason) = choice.finish_reason.as_deref() {
             end.finish = FinishReason::from_provider(Some(reason));
             end.finished = true;
         }
-        match choice.delta.and_then(|delta| delta.content) {
+        let Some(delta) = choice.delta else { continue };
+        match delta.content {
             Some(content) if text.is_empty() => text = content,
             Some(content) => text.push_str(&content),
             None => {}
         }
+        for call in delta.tool_calls.into_iter().flatten() {
+            calls.push(end.call_delta(call));
+        }
     }
-    Ok(if text.is_empty() {
-        Frame::Ignore
-    } else {
-        Frame::Token(text)
+    Ok(match (text.is_empty(), calls.len()) {
+        (true, 0) => Frame::Ignore,
+        (false, 0) => Frame::Token(text),
+        (true, 1) => calls.pop().map_or(Frame::Ignore, Frame::ToolCall),
+        (text_is_empty, _) => {
+            let text = (!text_is_empty).then_some(StreamEvent::Token(text));
+            Frame::Events(
+                text.into_iter()
+                    .chain(calls.into_iter().map(StreamEvent::ToolCall))
+                    .collect(),
+            )
+        }
     })
+}
+
+impl StreamEnd {
+    fn call_delta(&mut self, call: WireToolCallDelta) -> ToolCallDelta {
+        let index = call.index.unwrap_or_else(|| {
+            self.unindexed_calls += 1;
+            self.unindexed_calls - 1
+        });
+        let (name, arguments) = call
+            .function
+            .map_or((None, None), |function| (function.name, function.arguments));
+        ToolCallDelta {
+            index,
+            id: call.id,
+            name,
+            arguments: arguments.map(Arguments::into_text).unwrap_or_default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -270,12 +335,20 @@ impl LlmProvider for OpenAiProvider {
             .ok_or_else(|| protocol("the answer has no choices"))?;
         let finish = FinishReason::from_provider(choice.finish_reason.as_deref());
         let text = choice.message.content.unwrap_or_default();
+        let tool_calls: Vec<ToolCall> = choice
+            .message
+            .tool_calls
+            .into_iter()
+            .flatten()
+            .map(WireToolCall::into_call)
+            .collect();
         let usage = match response.usage {
             Some(usage) => usage.into(),
-            None => tokens::estimate_usage(&req.model, &req.messages, &text),
+            None => req.estimate_usage(&written(&text, &tool_calls)),
         };
         Ok(Completion {
             text,
+            tool_calls,
             usage,
             model: response.model.unwrap_or_else(|| req.model.clone()),
             finish,
@@ -434,6 +507,84 @@ mod tests {
         assert_eq!(body["max_tokens"], 64);
         assert_eq!(body["stream"], false);
         assert!(body.get("stream_options").is_none());
+    }
+
+    #[tokio::test]
+    async fn tool_calls_of_a_whole_answer_are_read_with_their_finish_reason() {
+        let (base_url, _) = mock_chat(|| {
+            Json(json!({"id": "x", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant",
+                    "content": null, "tool_calls": [
+                        {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                        {"type": "function", "function": {"name": "get_time", "arguments": {"zone": "CET"}}}
+                    ]}}],
+                "usage": {"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42}}))
+            .into_response()
+        })
+        .await;
+
+        let completion = provider(&base_url)
+            .complete(&user_request("gpt-4o-mini", "Weather?"))
+            .await
+            .unwrap();
+
+        assert_eq!(completion.text, "");
+        assert_eq!(completion.finish, FinishReason::ToolCalls);
+        assert_eq!(completion.tool_calls.len(), 2);
+        assert_eq!(
+            completion.tool_calls[0],
+            ToolCall {
+                id: "call_a".into(),
+                name: "get_weather".into(),
+                arguments: r#"{"city":"Paris"}"#.into()
+            }
+        );
+        // A server that sends no id and the arguments as an object still gives a usable call.
+        let second = &completion.tool_calls[1];
+        assert!(second.id.starts_with("call_"), "{second:?}");
+        assert_eq!(
+            (second.name.as_str(), second.arguments.as_str()),
+            ("get_time", r#"{"zone":"CET"}"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn streamed_tool_calls_arrive_as_pieces_with_their_index() {
+        let (base_url, _) = mock_chat(|| {
+            let piece = |calls: Value| {
+                data(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+                    "choices": [{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": null}]}))
+            };
+            let finish = data(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1,
+                "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}));
+            sse(vec![
+                piece(json!([{"index": 0, "id": "call_a", "type": "function",
+                    "function": {"name": "get_weather", "arguments": ""}}])),
+                piece(json!([{"index": 0, "function": {"arguments": "{\"city\":"}}])),
+                piece(json!([{"index": 0, "function": {"arguments": "\"Paris\"}"}},
+                    {"index": 1, "id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}])),
+                finish,
+                usage_chunk(),
+                "data: [DONE]\n\n".into(),
+            ])
+        })
+        .await;
+
+        let events = streamed(&provider(&base_url), "gpt-4o-mini").await;
+
+        assert_eq!(
+            events,
+            [
+                call_piece(0, Some("call_a"), Some("get_weather"), ""),
+                call_piece(0, None, None, "{\"city\":"),
+                call_piece(0, None, None, "\"Paris\"}"),
+                call_piece(1, Some("call_b"), Some("get_time"), "{}"),
+                StreamEvent::Done {
+                    usage: Some(Usage::new(12, 2)),
+                    finish: FinishReason::ToolCalls
+                },
+            ]
+        );
     }
 
     #[tokio::test]

@@ -1,14 +1,20 @@
-//! The Ollama provider over its native API: `/api/chat` (whole, or NDJSON-streamed),
-//! `/api/tags` for the model list and `/api/embed` for embeddings.
+//! The Ollama provider over its native API: `/api/chat` (whole, or NDJSON-streamed, tool
+//! calls included), `/api/tags` for the model list and `/api/embed` for embeddings.
+
+mod request;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use self::request::ChatBody;
 
 use super::framing::{Frame, decode_events, lines};
 use super::http::{Endpoint, LlmHttp, Upstream, safe_message};
+use super::tools::{self, written};
 use super::{
-    ChatMessage, Completion, CompletionRequest, EmbeddingOutput, EventStream, FinishReason,
-    LlmProvider, ModelInfo, ProviderError, RemoteEmbedder, Usage, tokens,
+    Completion, CompletionRequest, EmbeddingOutput, EventStream, FinishReason, LlmProvider,
+    ModelInfo, ProviderError, RemoteEmbedder, StreamEvent, ToolCall, ToolCallDelta, Usage,
 };
 
 const PROVIDER: &str = "ollama";
@@ -36,34 +42,12 @@ impl OllamaProvider {
         req: &CompletionRequest,
         stream: bool,
     ) -> Result<Upstream, ProviderError> {
-        let body = ChatBody {
-            model: &req.model,
-            messages: &req.messages,
-            stream,
-            options: Options {
-                temperature: req.temperature,
-                num_predict: req.max_tokens,
-            },
-        };
-        let builder = self.chat.post(self.http.client()).json(&body);
+        let builder = self
+            .chat
+            .post(self.http.client())
+            .json(&ChatBody::new(req, stream));
         self.http.send(PROVIDER, builder).await
     }
-}
-
-#[derive(Serialize)]
-struct ChatBody<'a> {
-    model: &'a str,
-    messages: &'a [ChatMessage],
-    stream: bool,
-    options: Options,
-}
-
-#[derive(Serialize)]
-struct Options {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f32>,
-    /// Ollama's name for the output token limit.
-    num_predict: u32,
 }
 
 /// The whole answer, and also each NDJSON line of a streamed one.
@@ -83,6 +67,46 @@ struct ChatLine {
 struct LineMessage {
     #[serde(default)]
     content: String,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
+}
+
+/// A call as Ollama reports it: whole, with its arguments as a JSON object.
+#[derive(Deserialize)]
+struct WireToolCall {
+    /// Given by recent Ollama versions; made up otherwise.
+    id: Option<String>,
+    function: WireFunction,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    name: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+impl WireToolCall {
+    fn into_call(self) -> ToolCall {
+        let arguments = match self.function.arguments {
+            Value::Null => "{}".to_owned(),
+            Value::String(text) => text,
+            value => value.to_string(),
+        };
+        ToolCall {
+            id: self.id.unwrap_or_else(tools::new_call_id),
+            name: self.function.name,
+            arguments,
+        }
+    }
+}
+
+/// Ollama says `stop` when the model called tools; ragd, like OpenAI, says `tool_calls`.
+fn finish_of(reason: Option<&str>, called: bool) -> FinishReason {
+    match FinishReason::from_provider(reason) {
+        FinishReason::Stop if called => FinishReason::ToolCalls,
+        finish => finish,
+    }
 }
 
 impl ChatLine {
@@ -125,7 +149,14 @@ fn in_stream_error(message: &str) -> ProviderError {
     }
 }
 
-fn decode_line(line: &str) -> Result<Frame, ProviderError> {
+/// What a stream has said so far that matters at its end.
+#[derive(Default)]
+struct StreamState {
+    /// Tool calls received, which also number the next one.
+    calls: u32,
+}
+
+fn decode_line(line: &str, state: &mut StreamState) -> Result<Frame, ProviderError> {
     if line.trim().is_empty() {
         return Ok(Frame::Ignore);
     }
@@ -136,14 +167,35 @@ fn decode_line(line: &str) -> Result<Frame, ProviderError> {
     if let Some(error) = line.error {
         return Err(in_stream_error(&error));
     }
+    let usage = line.usage();
+    let (content, calls) = line.message.map_or((String::new(), Vec::new()), |message| {
+        (message.content, message.tool_calls)
+    });
+    let mut events = Vec::new();
+    if !content.is_empty() {
+        events.push(StreamEvent::Token(content));
+    }
+    for call in calls {
+        events.push(StreamEvent::ToolCall(ToolCallDelta::whole(
+            state.calls,
+            call.into_call(),
+        )));
+        state.calls += 1;
+    }
     if line.done {
-        let finish = FinishReason::from_provider(line.done_reason.as_deref());
-        return Ok(Frame::Done(line.usage(), finish));
+        let finish = finish_of(line.done_reason.as_deref(), state.calls > 0);
+        events.push(StreamEvent::Done { usage, finish });
     }
-    match line.message {
-        Some(message) if !message.content.is_empty() => Ok(Frame::Token(message.content)),
-        _ => Ok(Frame::Ignore),
-    }
+    Ok(match events.len() {
+        0 => Frame::Ignore,
+        1 => match events.pop() {
+            Some(StreamEvent::Token(text)) => Frame::Token(text),
+            Some(StreamEvent::ToolCall(delta)) => Frame::ToolCall(delta),
+            Some(StreamEvent::Done { usage, finish }) => Frame::Done(usage, finish),
+            None => Frame::Ignore,
+        },
+        _ => Frame::Events(events),
+    })
 }
 
 #[async_trait]
@@ -158,15 +210,17 @@ impl LlmProvider for OllamaProvider {
             return Err(in_stream_error(&error));
         }
         let usage = answer.usage();
-        let finish = FinishReason::from_provider(answer.done_reason.as_deref());
-        let text = answer
+        let (text, calls) = answer
             .message
-            .map(|message| message.content)
-            .unwrap_or_default();
+            .map_or((String::new(), Vec::new()), |message| {
+                (message.content, message.tool_calls)
+            });
+        let tool_calls: Vec<ToolCall> = calls.into_iter().map(WireToolCall::into_call).collect();
+        let finish = finish_of(answer.done_reason.as_deref(), !tool_calls.is_empty());
         Ok(Completion {
-            usage: usage
-                .unwrap_or_else(|| tokens::estimate_usage(&req.model, &req.messages, &text)),
+            usage: usage.unwrap_or_else(|| req.estimate_usage(&written(&text, &tool_calls))),
             text,
+            tool_calls,
             model: answer.model.unwrap_or_else(|| req.model.clone()),
             finish,
         })
@@ -175,7 +229,10 @@ impl LlmProvider for OllamaProvider {
     async fn stream(&self, req: &CompletionRequest) -> Result<EventStream, ProviderError> {
         let upstream = self.post_chat(req, true).await?;
         let lines = lines(PROVIDER, upstream.into_chunks());
-        Ok(decode_events(PROVIDER, lines, |line| decode_line(&line)))
+        let mut state = StreamState::default();
+        Ok(decode_events(PROVIDER, lines, move |line| {
+            decode_line(&line, &mut state)
+        }))
     }
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
@@ -266,6 +323,79 @@ mod tests {
             }),
         );
         (OllamaProvider::new(http(), &serve(router).await), captured)
+    }
+
+    fn tool_call_line(done: bool) -> String {
+        json!({"model": "llama3.2", "created_at": "2024-01-01T00:00:00Z",
+            "message": {"role": "assistant", "content": "", "tool_calls": [
+                {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+                {"function": {"name": "get_time", "arguments": {}}}]},
+            "done": done, "done_reason": "stop", "prompt_eval_count": 40, "eval_count": 9})
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn tool_calls_come_back_with_ids_text_arguments_and_their_finish_reason() {
+        let (provider, _) = mock_chat(|| {
+            Json(serde_json::from_str::<Value>(&tool_call_line(true)).unwrap()).into_response()
+        })
+        .await;
+
+        let completion = provider
+            .complete(&user_request("llama3.2", "Weather?"))
+            .await
+            .unwrap();
+
+        assert_eq!(completion.finish, FinishReason::ToolCalls);
+        let calls: Vec<_> = completion
+            .tool_calls
+            .iter()
+            .map(|call| (call.name.as_str(), call.arguments.as_str()))
+            .collect();
+        assert_eq!(
+            calls,
+            [("get_weather", r#"{"city":"Paris"}"#), ("get_time", "{}")]
+        );
+        assert!(
+            completion
+                .tool_calls
+                .iter()
+                .all(|call| call.id.starts_with("call_"))
+        );
+        assert_ne!(completion.tool_calls[0].id, completion.tool_calls[1].id);
+    }
+
+    #[tokio::test]
+    async fn streamed_tool_calls_arrive_whole_and_numbered() {
+        let (provider, _) = mock_chat(|| ndjson(vec![tool_call_line(false), done_line()])).await;
+
+        let events = streamed(&provider, "llama3.2").await;
+
+        let [first, second, done] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        let StreamEvent::ToolCall(first) = first else {
+            panic!("{first:?}")
+        };
+        let StreamEvent::ToolCall(second) = second else {
+            panic!("{second:?}")
+        };
+        assert_eq!(
+            (first.index, first.name.as_deref(), first.arguments.as_str()),
+            (0, Some("get_weather"), r#"{"city":"Paris"}"#)
+        );
+        assert_eq!(
+            (second.index, second.name.as_deref()),
+            (1, Some("get_time"))
+        );
+        assert!(first.id.is_some() && second.id.is_some());
+        assert_eq!(
+            *done,
+            StreamEvent::Done {
+                usage: Some(Usage::new(26, 2)),
+                finish: FinishReason::ToolCalls
+            }
+        );
     }
 
     #[tokio::test]

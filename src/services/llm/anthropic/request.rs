@@ -1,0 +1,296 @@
+//! The body of a Messages API call, mapped from ragd's request: system messages become the
+//! top-level `system` field, tool calls become `tool_use` blocks, tool results `tool_result`
+//! blocks in a user turn, and the tools and tool choice take Anthropic's shapes.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::services::llm::{ChatMessage, CompletionRequest, Role, Tool, ToolChoice, Tools};
+
+/// Anthropic accepts temperatures in 0..=1; ragd's API allows up to 2.
+const MAX_TEMPERATURE: f32 = 1.0;
+
+#[derive(Serialize)]
+pub struct MessagesBody<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    messages: Vec<Turn<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
+}
+
+/// One turn of the conversation: its text alone, or its blocks.
+#[derive(Serialize)]
+struct Turn<'a> {
+    role: &'static str,
+    content: Content<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Content<'a> {
+    Text(&'a str),
+    Blocks(Vec<Value>),
+}
+
+impl Content<'_> {
+    fn into_blocks(self) -> Vec<Value> {
+        match self {
+            Self::Text(text) => vec![json!({"type": "text", "text": text})],
+            Self::Blocks(blocks) => blocks,
+        }
+    }
+}
+
+impl<'a> MessagesBody<'a> {
+    pub fn new(req: &'a CompletionRequest, stream: bool) -> Self {
+        let system: Vec<&str> = req
+            .messages
+            .iter()
+            .filter(|message| message.role == Role::System)
+            .map(|message| message.content.as_str())
+            .collect();
+        let mut system = (!system.is_empty()).then(|| system.join("\n\n"));
+        let mut messages = turns(&req.messages);
+        if messages.is_empty() {
+            // Anthropic wants at least one message: instructions alone become the user's.
+            if let Some(instructions) = system.take() {
+                messages.push(Turn {
+                    role: "user",
+                    content: Content::Blocks(vec![json!({"type": "text", "text": instructions})]),
+                });
+            }
+        }
+        let tools = req.tools.as_deref();
+        Self {
+            model: &req.model,
+            max_tokens: req.max_tokens,
+            system,
+            messages,
+            temperature: req
+                .temperature
+                .map(|temperature| temperature.clamp(0.0, MAX_TEMPERATURE)),
+            stream,
+            tools: tools.map_or_else(Vec::new, |tools| {
+                tools.definitions.iter().map(tool).collect()
+            }),
+            tool_choice: tools.and_then(tool_choice),
+        }
+    }
+}
+
+/// The non-system messages as Anthropic's turns. Tool results travel in the user's turn, and
+/// consecutive messages of one role are joined into one turn of blocks, as the API expects
+/// user and assistant turns to alternate.
+fn turns(messages: &[ChatMessage]) -> Vec<Turn<'_>> {
+    let mut turns: Vec<Turn<'_>> = Vec::with_capacity(messages.len());
+    for message in messages {
+        let (role, content) = match message.role {
+            Role::System => continue,
+            Role::User => ("user", Content::Text(&message.content)),
+            Role::Tool => ("user", Content::Blocks(vec![tool_result(message)])),
+            Role::Assistant if message.tool_calls.is_empty() => {
+                ("assistant", Content::Text(&message.content))
+            }
+            Role::Assistant => ("assistant", Content::Blocks(tool_uses(message))),
+        };
+        match turns.last_mut() {
+            Some(last) if last.role == role => {
+                let previous = std::mem::replace(&mut last.content, Content::Blocks(Vec::new()));
+                let mut blocks = previous.into_blocks();
+                blocks.extend(content.into_blocks());
+                last.content = Content::Blocks(blocks);
+            }
+            _ => turns.push(Turn { role, content }),
+        }
+    }
+    turns
+}
+
+fn tool_result(message: &ChatMessage) -> Value {
+    json!({
+        "type": "tool_result",
+        "tool_use_id": message.tool_call_id.as_deref().unwrap_or_default(),
+        "content": message.content,
+    })
+}
+
+/// An assistant message's text (if any) and its calls as `tool_use` blocks, whose `input` is
+/// the arguments' JSON object.
+fn tool_uses(message: &ChatMessage) -> Vec<Value> {
+    let text =
+        (!message.content.is_empty()).then(|| json!({"type": "text", "text": message.content}));
+    let calls = message.tool_calls.iter().map(|call| {
+        let input = match serde_json::from_str::<Value>(&call.arguments) {
+            Ok(value @ Value::Object(_)) => value,
+            // Anthropic takes objects only; arguments a model wrote badly go back empty.
+            _ => json!({}),
+        };
+        json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input})
+    });
+    text.into_iter().chain(calls).collect()
+}
+
+fn tool(tool: &Tool) -> Value {
+    let mut wire = json!({
+        "name": tool.name,
+        "input_schema": tool.parameters.clone()
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+    });
+    if let Some(description) = &tool.description {
+        wire["description"] = json!(description);
+    }
+    wire
+}
+
+/// Anthropic's `tool_choice`, sent only when it is not the default (`auto`, parallel calls
+/// allowed).
+fn tool_choice(tools: &Tools) -> Option<Value> {
+    let single = tools.parallel_calls == Some(false);
+    let mut choice = match &tools.choice {
+        ToolChoice::Auto if !single => return None,
+        ToolChoice::Auto => json!({"type": "auto"}),
+        ToolChoice::None => return Some(json!({"type": "none"})),
+        ToolChoice::Required => json!({"type": "any"}),
+        ToolChoice::Function(name) => json!({"type": "tool", "name": name}),
+    };
+    if single {
+        choice["disable_parallel_tool_use"] = json!(true);
+    }
+    Some(choice)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::services::llm::ToolCall;
+    use crate::services::llm::test_support::{calling, tool_result};
+
+    fn request(messages: Vec<ChatMessage>, tools: Option<Tools>) -> CompletionRequest {
+        CompletionRequest {
+            model: "claude-x".into(),
+            messages: messages.into(),
+            temperature: None,
+            max_tokens: 64,
+            context: Vec::new(),
+            tools: tools.map(Arc::new),
+        }
+    }
+
+    fn body(req: &CompletionRequest) -> Value {
+        serde_json::to_value(MessagesBody::new(req, false)).unwrap()
+    }
+
+    fn weather_call(id: &str, arguments: &str) -> ChatMessage {
+        calling(id, "weather", arguments)
+    }
+
+    #[test]
+    fn tool_calls_and_their_results_become_tool_use_and_tool_result_blocks() {
+        let mut calls = weather_call("toolu_1", r#"{"city":"Paris"}"#);
+        calls.content = "Let me check.".into();
+        calls.tool_calls.push(ToolCall {
+            id: "toolu_2".into(),
+            name: "weather".into(),
+            arguments: r#"{"city":"Rome"}"#.into(),
+        });
+        let req = request(
+            vec![
+                ChatMessage::new(Role::User, "Weather in Paris and Rome?"),
+                calls,
+                tool_result("toolu_1", "18C"),
+                tool_result("toolu_2", "25C"),
+                ChatMessage::new(Role::User, "Which is warmer?"),
+            ],
+            None,
+        );
+
+        assert_eq!(
+            body(&req)["messages"],
+            json!([
+                {"role": "user", "content": "Weather in Paris and Rome?"},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "Let me check."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}},
+                    {"type": "tool_use", "id": "toolu_2", "name": "weather", "input": {"city": "Rome"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"},
+                    {"type": "tool_result", "tool_use_id": "toolu_2", "content": "25C"},
+                    {"type": "text", "text": "Which is warmer?"},
+                ]},
+            ])
+        );
+    }
+
+    #[test]
+    fn arguments_that_are_not_an_object_go_back_as_an_empty_input() {
+        let req = request(vec![weather_call("toolu_1", "not json")], None);
+        assert_eq!(body(&req)["messages"][0]["content"][0]["input"], json!({}));
+    }
+
+    #[test]
+    fn tools_take_anthropics_shape_and_the_choice_its_names() {
+        let tools = |choice, parallel_calls| Tools {
+            definitions: vec![Tool {
+                name: "weather".into(),
+                description: Some("Weather in a city".into()),
+                parameters: None,
+                strict: Some(true),
+            }],
+            choice,
+            parallel_calls,
+        };
+        let ask = |tools| {
+            body(&request(
+                vec![ChatMessage::new(Role::User, "Hi")],
+                Some(tools),
+            ))
+        };
+
+        let auto = ask(tools(ToolChoice::Auto, None));
+        assert_eq!(
+            auto["tools"],
+            json!([{"name": "weather", "description": "Weather in a city",
+                "input_schema": {"type": "object", "properties": {}}}])
+        );
+        assert!(auto.get("tool_choice").is_none(), "{auto}");
+        assert_eq!(
+            ask(tools(ToolChoice::Required, None))["tool_choice"],
+            json!({"type": "any"})
+        );
+        assert_eq!(
+            ask(tools(ToolChoice::None, None))["tool_choice"],
+            json!({"type": "none"})
+        );
+        assert_eq!(
+            ask(tools(ToolChoice::Function("weather".into()), Some(false)))["tool_choice"],
+            json!({"type": "tool", "name": "weather", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(
+            ask(tools(ToolChoice::Auto, Some(false)))["tool_choice"],
+            json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
+    }
+
+    #[test]
+    fn a_conversation_of_instructions_alone_sends_them_as_the_users_turn() {
+        let req = request(vec![ChatMessage::new(Role::System, "Write a haiku.")], None);
+        let body = body(&req);
+        assert!(body.get("system").is_none(), "{body}");
+        assert_eq!(
+            body["messages"],
+            json!([{"role": "user", "content": [{"type": "text", "text": "Write a haiku."}]}])
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! The body of an `/api/chat` call in Ollama's shapes: a call's arguments are a JSON object
+//! rather than text, a tool's result names its tool, and the tool choice is approximated by
+//! which tools are offered.
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{Value, json};
+
+use crate::services::llm::{ChatMessage, CompletionRequest, Tool, ToolChoice};
+
+#[derive(Serialize)]
+pub struct ChatBody<'a> {
+    model: &'a str,
+    messages: WireMessages<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<WireTools<'a>>,
+    stream: bool,
+    options: Options,
+}
+
+impl<'a> ChatBody<'a> {
+    pub fn new(req: &'a CompletionRequest, stream: bool) -> Self {
+        // Ollama has no `tool_choice`: `none` is kept by offering no tools, and a named tool
+        // by offering that one alone; `required` cannot be enforced (the model may still
+        // answer in text).
+        let tools = req.tools.as_deref().and_then(|tools| match &tools.choice {
+            ToolChoice::None => None,
+            ToolChoice::Function(name) => Some(WireTools(
+                tools
+                    .definitions
+                    .iter()
+                    .filter(|tool| tool.name == *name)
+                    .collect(),
+            )),
+            ToolChoice::Auto | ToolChoice::Required => {
+                Some(WireTools(tools.definitions.iter().collect()))
+            }
+        });
+        Self {
+            model: &req.model,
+            messages: WireMessages(&req.messages),
+            tools,
+            stream,
+            options: Options {
+                temperature: req.temperature,
+                num_predict: req.max_tokens,
+            },
+        }
+    }
+}
+
+/// The conversation in Ollama's message shape: a call's arguments are a JSON object, not
+/// text, and a tool's result names its tool (`tool_name`) rather than the call's id.
+struct WireMessages<'a>(&'a [ChatMessage]);
+
+impl Serialize for WireMessages<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let messages = self.0;
+        serializer.collect_seq(
+            messages
+                .iter()
+                .map(|message| WireMessage { message, messages }),
+        )
+    }
+}
+
+struct WireMessage<'a> {
+    message: &'a ChatMessage,
+    /// The whole conversation, where a tool result finds the name of its call.
+    messages: &'a [ChatMessage],
+}
+
+impl Serialize for WireMessage<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let message = self.message;
+        let tool_name = message
+            .tool_call_id
+            .as_deref()
+            .and_then(|id| called_tool(self.messages, id));
+        let calls = !message.tool_calls.is_empty();
+        let fields = 2 + usize::from(calls) + usize::from(tool_name.is_some());
+        let mut map = serializer.serialize_map(Some(fields))?;
+        map.serialize_entry("role", &message.role)?;
+        map.serialize_entry("content", &message.content)?;
+        if calls {
+            let calls: Vec<Value> = message
+                .tool_calls
+                .iter()
+                .map(|call| {
+                    json!({"function": {"name": call.name,
+                        "arguments": arguments_object(&call.arguments)}})
+                })
+                .collect();
+            map.serialize_entry("tool_calls", &calls)?;
+        }
+        if let Some(name) = tool_name {
+            map.serialize_entry("tool_name", name)?;
+        }
+        map.end()
+    }
+}
+
+/// The arguments a model wrote, as the object Ollama wants back; text that is not a JSON
+/// object is passed on as a string for the model to read.
+fn arguments_object(arguments: &str) -> Value {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => Value::String(arguments.to_owned()),
+    }
+}
+
+/// The name of the tool whose call had this id, from the assistant messages before it.
+fn called_tool<'a>(messages: &'a [ChatMessage], id: &str) -> Option<&'a str> {
+    messages
+        .iter()
+        .flat_map(|message| &message.tool_calls)
+        .find(|call| call.id == id)
+        .map(|call| call.name.as_str())
+}
+
+/// Tools in Ollama's shape, which is OpenAI's.
+struct WireTools<'a>(Vec<&'a Tool>);
+
+impl Serialize for WireTools<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|tool| {
+            let mut wire = tool.openai_json();
+            if tool.parameters.is_none() {
+                wire["function"]["parameters"] = json!({"type": "object", "properties": {}});
+            }
+            wire
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct Options {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    /// Ollama's name for the output token limit.
+    num_predict: u32,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::services::llm::Tools;
+    use crate::services::llm::test_support::{tool, tool_round_trip, user_request};
+
+    fn body(req: &CompletionRequest) -> Value {
+        serde_json::to_value(ChatBody::new(req, false)).unwrap()
+    }
+
+    fn with_tools(choice: ToolChoice) -> CompletionRequest {
+        let mut req = user_request("llama3.2", "Weather?");
+        req.tools = Some(Arc::new(Tools {
+            definitions: vec![tool("get_weather"), tool("get_time")],
+            choice,
+            parallel_calls: None,
+        }));
+        req
+    }
+
+    fn offered(req: &CompletionRequest) -> Vec<String> {
+        body(req)["tools"]
+            .as_array()
+            .map(|tools| {
+                tools
+                    .iter()
+                    .map(|tool| tool["function"]["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn calls_go_back_with_object_arguments_and_results_name_their_tool() {
+        let body = body(&tool_round_trip("llama3.2", "18C"));
+
+        assert_eq!(
+            body["messages"][2],
+            json!({"role": "assistant", "content": "", "tool_calls": [
+                {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]})
+        );
+        assert_eq!(
+            body["messages"][3],
+            json!({"role": "tool", "content": "18C", "tool_name": "get_weather"})
+        );
+        assert_eq!(
+            body["messages"][1],
+            json!({"role": "user", "content": "Weather in Paris?"})
+        );
+    }
+
+    #[test]
+    fn the_tool_choice_is_kept_by_the_tools_offered() {
+        assert_eq!(
+            offered(&with_tools(ToolChoice::Auto)),
+            ["get_weather", "get_time"]
+        );
+        assert_eq!(
+            offered(&with_tools(ToolChoice::Required)),
+            ["get_weather", "get_time"]
+        );
+        assert_eq!(
+            offered(&with_tools(ToolChoice::Function("get_time".into()))),
+            ["get_time"]
+        );
+        assert!(body(&with_tools(ToolChoice::None)).get("tools").is_none());
+        let tools = body(&with_tools(ToolChoice::Auto))["tools"].clone();
+        assert_eq!(
+            tools[0],
+            json!({"type": "function", "function": {"name": "get_weather",
+                "description": "the get_weather tool", "parameters": {"type": "object", "properties": {}}}})
+        );
+    }
+
+    #[test]
+    fn arguments_that_are_not_an_object_are_passed_on_as_text() {
+        assert_eq!(arguments_object("{\"a\":1}"), json!({"a": 1}));
+        assert_eq!(arguments_object("[1]"), json!("[1]"));
+        assert_eq!(arguments_object("oops"), json!("oops"));
+    }
+}

@@ -15,8 +15,11 @@ echo "[test] cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
 echo "[test] cargo test"
-# The official OpenAI Python SDK, which tests/api/openai_sdk.rs runs against ragd.
+# The official OpenAI Python and Node SDKs, which tests/api/openai_sdk.rs and
+# openai_node_sdk.rs run against ragd (the Node one as locked in tests/node-sdk; its
+# node_modules/ is ignored by git).
 python3 -c "import openai" 2>/dev/null || python3 -m pip install --quiet openai
+(cd tests/node-sdk && npm ci --no-audit --no-fund --loglevel=error)
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast
   cargo test --locked --doc

@@ -24,6 +24,7 @@ mod llm_mock;
 mod native_providers;
 mod observability;
 mod openai_compat;
+mod openai_node_sdk;
 mod openai_sdk;
 mod rag;
 mod rate_limits;

@@ -2,14 +2,16 @@
 //! stream with usage, `extra_body` RAG, embeddings (the SDK asks for base64), an error, and a
 //! tool-calling round trip (whole and streamed).
 //! Skips with one line when python3 or the `openai` package is absent (never in CI, where
-//! scripts/test.sh installs it).
+//! scripts/test.sh installs it). The harness and the checks of what an SDK saw are shared with
+//! the Node SDK's test (openai_node_sdk.rs).
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, signed_up, spawn_app_with};
+use crate::helpers::TestApp;
 use crate::llm_mock::{COMPLETION_TOKENS, LlmMock, PROMPT_TOKENS, Reply};
+use crate::openai_compat::app_with_mock;
 
 const SCRIPT: &str = r#"
 import json, os
@@ -89,22 +91,38 @@ fn sdk_available() -> bool {
         .args(["-c", "import openai"])
         .output()
         .is_ok_and(|output| output.status.success());
+    sdk_installed(found, "python3 with the openai package")
+}
+
+/// `found`, after skipping the test with one line when the SDK (`what`) is not installed, or
+/// failing it in CI, where scripts/test.sh installs it.
+pub fn sdk_installed(found: bool, what: &str) -> bool {
     if !found {
         assert_ne!(
             std::env::var("CI").as_deref(),
             Ok("true"),
-            "the openai Python package must be installed in CI (scripts/test.sh installs it)"
+            "{what} must be installed in CI (scripts/test.sh installs it)"
         );
-        eprintln!("skipping: python3 with the openai package is not installed");
+        eprintln!("skipping: {what} is not installed");
     }
     found
 }
 
-/// Runs `script` with the SDK against `app`, authenticated by `api_key`; returns the JSON it
-/// prints.
-async fn run_sdk(script: &str, app: &TestApp, api_key: &str) -> Value {
-    let run = tokio::process::Command::new("python3")
-        .args(["-c", script])
+/// A ragd whose OpenAI-compatible provider is a mock answering `reply`, and an `rk_` API key
+/// an SDK authenticates with.
+pub async fn sdk_target(reply: Reply) -> (LlmMock, TestApp, String) {
+    let (app, mock, token) = app_with_mock(reply).await;
+    let api_key = app.new_api_key(&token, "sdk").await;
+    assert!(api_key.starts_with("rk_"));
+    (mock, app, api_key)
+}
+
+/// Runs `script` (an SDK's program and its arguments) against `app`, authenticated by
+/// `api_key`; returns the JSON it prints.
+pub async fn run_sdk(script: &[&str], app: &TestApp, api_key: &str) -> Value {
+    let (program, args) = script.split_first().unwrap();
+    let run = tokio::process::Command::new(program)
+        .args(args)
         .env("RAGD_BASE_URL", app.url("/v1"))
         .env("RAGD_API_KEY", api_key)
         .env("RAGD_EMBEDDING_MODEL", app.state.embedder.model())
@@ -122,55 +140,24 @@ async fn run_sdk(script: &str, app: &TestApp, api_key: &str) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-#[tokio::test]
-async fn the_official_python_sdk_works_unchanged() {
-    if !sdk_available() {
-        return;
-    }
-    let mock = LlmMock::start(Reply::Answer("Hello from the mock")).await;
-    let app = spawn_app_with(Backend::Sqlite, &mock.settings(&[]))
-        .await
-        .unwrap();
-    let token = signed_up(&app, "ada@example.com").await;
-    let api_key = &app.new_api_key(&token, "sdk").await;
-    assert!(api_key.starts_with("rk_"));
-
-    let out = run_sdk(SCRIPT, &app, api_key).await;
-
+/// What every SDK must have seen of `app` answering with the mock's "Hello from the mock".
+pub fn assert_the_sdk_saw_every_answer(out: &Value, app: &TestApp) {
     let total = PROMPT_TOKENS + COMPLETION_TOKENS;
-    assert_eq!(
-        out["models"],
-        serde_json::json!(["gpt-4o-mini", "local/extractive"])
-    );
+    assert_eq!(out["models"], json!(["gpt-4o-mini", "local/extractive"]));
     assert_eq!(out["content"], "Hello from the mock");
     assert_eq!(out["total_tokens"], total);
     assert_eq!(out["streamed"], "Hello from the mock");
     assert_eq!(out["stream_total_tokens"], total);
-    assert_eq!(out["citations"], serde_json::json!([]));
+    assert_eq!(out["citations"], json!([]));
     let dimension = app.state.embedder.dimension();
-    assert_eq!(
-        out["embedding_lengths"],
-        serde_json::json!([dimension, dimension])
-    );
+    assert_eq!(out["embedding_lengths"], json!([dimension, dimension]));
     assert_eq!(out["error_status"], 503);
     assert_eq!(out["error_code"], "provider_not_configured");
 }
 
-#[tokio::test]
-async fn the_official_python_sdk_calls_tools_and_sends_their_results_back() {
-    if !sdk_available() {
-        return;
-    }
-    let mock = LlmMock::start(Reply::ToolCalls).await;
-    let app = spawn_app_with(Backend::Sqlite, &mock.settings(&[]))
-        .await
-        .unwrap();
-    let token = signed_up(&app, "ada@example.com").await;
-    let api_key = &app.new_api_key(&token, "sdk").await;
-
-    let out = run_sdk(TOOLS_SCRIPT, &app, api_key).await;
-
-    let calls = serde_json::json!([
+/// What every SDK must have seen of the mock's two tool calls, and what it sent back.
+pub fn assert_the_sdk_called_tools_and_sent_results_back(out: &Value, mock: &LlmMock) {
+    let calls = json!([
         ["call_weather", "get_weather", {"city": "Paris"}],
         ["call_time", "get_time", {}]
     ]);
@@ -183,7 +170,31 @@ async fn the_official_python_sdk_calls_tools_and_sends_their_results_back() {
     assert_eq!(sent_back[1]["tool_calls"][0]["id"], "call_weather");
     assert_eq!(
         sent_back[2],
-        serde_json::json!({"role": "tool", "tool_call_id": "call_weather", "content": "18C"})
+        json!({"role": "tool", "tool_call_id": "call_weather", "content": "18C"})
     );
     assert_eq!(sent_back[3]["content"], "14:05");
+}
+
+#[tokio::test]
+async fn the_official_python_sdk_works_unchanged() {
+    if !sdk_available() {
+        return;
+    }
+    let (_mock, app, api_key) = sdk_target(Reply::Answer("Hello from the mock")).await;
+
+    let out = run_sdk(&["python3", "-c", SCRIPT], &app, &api_key).await;
+
+    assert_the_sdk_saw_every_answer(&out, &app);
+}
+
+#[tokio::test]
+async fn the_official_python_sdk_calls_tools_and_sends_their_results_back() {
+    if !sdk_available() {
+        return;
+    }
+    let (mock, app, api_key) = sdk_target(Reply::ToolCalls).await;
+
+    let out = run_sdk(&["python3", "-c", TOOLS_SCRIPT], &app, &api_key).await;
+
+    assert_the_sdk_called_tools_and_sent_results_back(&out, &mock);
 }

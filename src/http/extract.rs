@@ -36,6 +36,22 @@ where
     }
 }
 
+/// A JSON body that answers 400 for malformed JSON and 422 for the wrong shape, for handlers
+/// whose validation builds what they work with (and so is not done twice).
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        parse_json_body(req, state).await.map(Self)
+    }
+}
+
 /// Reads and deserializes a JSON body, mapping each failure to its status.
 pub async fn parse_json_body<S, T>(req: Request, state: &S) -> Result<T, ApiError>
 where

@@ -28,7 +28,7 @@ use self::tools::{ToolCallChunk, ToolCallOut};
 use crate::app::AppState;
 use crate::http::auth::AuthUser;
 use crate::http::error::ApiError;
-use crate::http::extract::ValidJson;
+use crate::http::extract::JsonBody;
 use crate::http::overhead::with_overhead;
 use crate::routes::chat::{UsageView, json_event};
 use crate::services::chat::{ChatEvent, ChatStream};
@@ -161,8 +161,9 @@ pub struct AssistantMessage {
 async fn chat_completions(
     State(state): State<AppState>,
     user: AuthUser,
-    ValidJson(request): ValidJson<ChatCompletionRequest>,
+    JsonBody(request): JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
+    // Translating the request validates it: every field it cannot take is one 422.
     let params = request.params().map_err(ApiError::validation)?;
     let citations = request.wants_citations();
     let id = format!("chatcmpl-{}", Uuid::now_v7());

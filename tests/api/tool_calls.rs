@@ -170,6 +170,13 @@ async fn tool_requests_ragd_cannot_honour_are_refused_before_any_call() {
         ),
         (
             with(&|r| {
+                r["tool_choice"] = json!({"type": "allowed_tools",
+                    "allowed_tools": {"mode": "auto", "tools": [weather_tool()]}})
+            }),
+            "tool_choice",
+        ),
+        (
+            with(&|r| {
                 r.as_object_mut().unwrap().remove("tools");
                 r["tool_choice"] = json!("required");
             }),

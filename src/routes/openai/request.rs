@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use super::tools::{ToolCallIn, ToolChoiceIn, ToolIn, tools};
 use crate::http::error::FieldError;
-use crate::http::extract::Validate;
 use crate::services::chat::{
     ChatParams, DEFAULT_MAX_TOKENS, DEFAULT_TOP_K, OPENAI_LIMITS, RagScope,
 };
@@ -249,11 +248,5 @@ fn text_of(content: Option<&MessageContent>) -> Option<String> {
             }
             Some(text)
         }
-    }
-}
-
-impl Validate for ChatCompletionRequest {
-    fn validate(&self) -> Vec<FieldError> {
-        self.params().err().unwrap_or_default()
     }
 }

@@ -39,15 +39,17 @@ pub struct FunctionIn {
 #[serde(untagged)]
 pub enum ToolChoiceIn {
     Mode(String),
-    Function(NamedToolChoice),
+    Object(ObjectToolChoice),
 }
 
+/// `{"type": "function", "function": {"name": ...}}`; OpenAI's other forms (`allowed_tools`,
+/// `custom`) are read only to be refused by name.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct NamedToolChoice {
+pub struct ObjectToolChoice {
     /// Only `function`.
     #[serde(rename = "type")]
     pub kind: String,
-    pub function: ChosenFunction,
+    pub function: Option<ChosenFunction>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -132,6 +134,7 @@ pub fn tools(
         },
     };
     if let ToolChoice::Function(name) = &choice
+        && !offered.is_empty()
         && !offered.iter().any(|tool| tool.function.name == *name)
     {
         problems.push(FieldError::new(
@@ -197,10 +200,11 @@ fn translate_choice(choice: &ToolChoiceIn) -> Result<ToolChoice, &'static str> {
             "required" => Ok(ToolChoice::Required),
             _ => Err("must be auto, none, required or a named function"),
         },
-        ToolChoiceIn::Function(named) if named.kind == "function" => {
-            Ok(ToolChoice::Function(named.function.name.clone()))
-        }
-        ToolChoiceIn::Function(_) => Err("type must be function"),
+        ToolChoiceIn::Object(choice) => match (choice.kind.as_str(), &choice.function) {
+            ("function", Some(function)) => Ok(ToolChoice::Function(function.name.clone())),
+            ("function", None) => Err("a function choice must name its function"),
+            _ => Err("type must be function (allowed_tools and custom tools are not supported)"),
+        },
     }
 }
 

@@ -69,9 +69,13 @@ pub fn fit<P: AsRef<[ChatMessage]>>(
 ) -> Result<Fitted<P>, TooLong> {
     let window = context_window(model);
     let available = window.saturating_sub(max_tokens);
+    // The tools are the same whatever sources are kept: rendered once, counted at most once.
+    let tools_text = tools.map(Tools::counted_text).unwrap_or_default();
+    let tools_bound = u32::try_from(tools_text.len()).unwrap_or(u32::MAX);
+    let mut tools_tokens = None;
     let mut kept = citations.len();
     let mut prompt = build(citations);
-    if tokens::upper_bound(prompt.as_ref(), tools) <= available {
+    if tokens::upper_bound(prompt.as_ref(), None).saturating_add(tools_bound) <= available {
         return Ok(Fitted {
             kept,
             tokens: None,
@@ -79,7 +83,10 @@ pub fn fit<P: AsRef<[ChatMessage]>>(
         });
     }
     loop {
-        let prompt_tokens = tokens::count_prompt(model, prompt.as_ref(), tools);
+        let tools_tokens =
+            *tools_tokens.get_or_insert_with(|| tokens::count_text(model, &tools_text));
+        let prompt_tokens =
+            tokens::count_messages(model, prompt.as_ref()).saturating_add(tools_tokens);
         if prompt_tokens <= available {
             return Ok(Fitted {
                 kept,

@@ -1,8 +1,8 @@
 //! What a chat asks for, whichever route it came through, and the limits it must respect.
 
-use uuid::Uuid;
-
 use std::sync::Arc;
+
+use uuid::Uuid;
 
 use crate::http::error::FieldError;
 use crate::services::llm::{ChatMessage, Role, Tools};

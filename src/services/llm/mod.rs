@@ -161,6 +161,15 @@ impl FinishReason {
         }
     }
 
+    /// The reason of an answer that called tools (`called`): some servers (Ollama, a few
+    /// OpenAI-compatible ones) say `stop` then, where OpenAI and its clients say `tool_calls`.
+    pub fn with_calls(self, called: bool) -> Self {
+        match self {
+            Self::Stop if called => Self::ToolCalls,
+            finish => finish,
+        }
+    }
+
     /// The spelling of OpenAI's `finish_reason`.
     pub fn as_openai(self) -> &'static str {
         match self {

@@ -23,6 +23,22 @@ pub struct Tool {
 }
 
 impl Tool {
+    /// The arguments' schema as APIs that insist on an object schema take it (Anthropic's
+    /// `input_schema`, Ollama's `parameters`): `{"type": "object"}` at the least, with the
+    /// `type` filled in where the client left it out.
+    pub fn object_schema(&self) -> Value {
+        let mut schema = self
+            .parameters
+            .clone()
+            .unwrap_or_else(|| json!({"properties": {}}));
+        if let Value::Object(fields) = &mut schema {
+            fields
+                .entry("type")
+                .or_insert_with(|| Value::String("object".to_owned()));
+        }
+        schema
+    }
+
     /// The tool in OpenAI's shape, `{"type": "function", "function": {...}}`, which Ollama
     /// takes too.
     pub fn openai_json(&self) -> Value {
@@ -162,6 +178,26 @@ mod tests {
         let text = tools.counted_text();
         assert!(text.contains("weather") && text.contains("The weather in a city"));
         assert!(text.contains(r#"{"type":"object"}"#), "{text}");
+    }
+
+    #[test]
+    fn an_object_schema_always_says_its_type() {
+        let tool = |parameters| Tool {
+            name: "ping".into(),
+            description: None,
+            parameters,
+            strict: None,
+        };
+        assert_eq!(
+            tool(None).object_schema(),
+            serde_json::json!({"type": "object", "properties": {}})
+        );
+        assert_eq!(
+            tool(Some(serde_json::json!({}))).object_schema(),
+            serde_json::json!({"type": "object"})
+        );
+        let given = serde_json::json!({"type": "object", "properties": {"a": {"type": "string"}}});
+        assert_eq!(tool(Some(given.clone())).object_schema(), given);
     }
 
     #[test]

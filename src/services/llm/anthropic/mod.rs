@@ -216,7 +216,7 @@ fn call_delta(index: usize, id: Option<String>, name: Option<String>, arguments:
     })
 }
 
-fn decode_event(data: &str, usage: &mut StreamState) -> Result<Frame, ProviderError> {
+fn decode_event(data: &str, state: &mut StreamState) -> Result<Frame, ProviderError> {
     let payload: StreamPayload =
         serde_json::from_str(data).map_err(|error| ProviderError::Protocol {
             provider: PROVIDER,
@@ -224,17 +224,17 @@ fn decode_event(data: &str, usage: &mut StreamState) -> Result<Frame, ProviderEr
         })?;
     Ok(match payload {
         StreamPayload::MessageStart { message } => {
-            usage.input_tokens = Some(message.usage.input_tokens);
-            usage.output_tokens = Some(message.usage.output_tokens);
+            state.input_tokens = Some(message.usage.input_tokens);
+            state.output_tokens = Some(message.usage.output_tokens);
             Frame::Ignore
         }
         StreamPayload::ContentBlockStart {
             index,
             content_block: StartedBlock::ToolUse { id, name },
         } => {
-            usage.tool_blocks.push((index, false));
+            state.tool_blocks.push((index, false));
             call_delta(
-                usage.tool_blocks.len() - 1,
+                state.tool_blocks.len() - 1,
                 Some(id),
                 Some(name),
                 String::new(),
@@ -247,17 +247,17 @@ fn decode_event(data: &str, usage: &mut StreamState) -> Result<Frame, ProviderEr
         StreamPayload::ContentBlockDelta {
             index,
             delta: BlockDelta::InputJsonDelta { partial_json },
-        } if !partial_json.is_empty() => match usage.call_index(index) {
+        } if !partial_json.is_empty() => match state.call_index(index) {
             Some(call) => {
-                usage.tool_blocks[call].1 = true;
+                state.tool_blocks[call].1 = true;
                 call_delta(call, None, None, partial_json)
             }
             None => Frame::Ignore,
         },
         // A call without input has none to stream: its arguments are `{}`, as in a whole
         // answer, so that clients parsing them as JSON get an object.
-        StreamPayload::ContentBlockStop { index } => match usage.call_index(index) {
-            Some(call) if !usage.tool_blocks[call].1 => {
+        StreamPayload::ContentBlockStop { index } => match state.call_index(index) {
+            Some(call) if !state.tool_blocks[call].1 => {
                 call_delta(call, None, None, "{}".to_owned())
             }
             _ => Frame::Ignore,
@@ -267,14 +267,14 @@ fn decode_event(data: &str, usage: &mut StreamState) -> Result<Frame, ProviderEr
             usage: reported,
         } => {
             if let Some(reported) = reported {
-                usage.output_tokens = Some(reported.output_tokens);
+                state.output_tokens = Some(reported.output_tokens);
             }
             if let Some(reason) = delta.and_then(|delta| delta.stop_reason) {
-                usage.finish = FinishReason::from_provider(Some(&reason));
+                state.finish = FinishReason::from_provider(Some(&reason));
             }
             Frame::Ignore
         }
-        StreamPayload::MessageStop => Frame::Done(usage.report(), usage.finish),
+        StreamPayload::MessageStop => Frame::Done(state.report(), state.finish),
         StreamPayload::Error { error } => {
             let status = if error.kind == "overloaded_error" {
                 OVERLOADED_STATUS
@@ -327,9 +327,9 @@ impl LlmProvider for AnthropicProvider {
     async fn stream(&self, req: &CompletionRequest) -> Result<EventStream, ProviderError> {
         let upstream = self.post_messages(req, true).await?;
         let events = sse_events(PROVIDER, upstream.into_chunks());
-        let mut usage = StreamState::default();
+        let mut state = StreamState::default();
         Ok(decode_events(PROVIDER, events, move |event| {
-            decode_event(&event.data, &mut usage)
+            decode_event(&event.data, &mut state)
         }))
     }
 

@@ -68,7 +68,13 @@ impl<'a> MessagesBody<'a> {
                 });
             }
         }
-        let tools = req.tools.as_deref();
+        let (tools, tool_choice) = match req.tools.as_deref() {
+            Some(tools) => (
+                tools.definitions.iter().map(tool).collect(),
+                tool_choice(tools),
+            ),
+            None => history_tools(&req.messages),
+        };
         Self {
             model: &req.model,
             max_tokens: req.max_tokens,
@@ -78,10 +84,8 @@ impl<'a> MessagesBody<'a> {
                 .temperature
                 .map(|temperature| temperature.clamp(0.0, MAX_TEMPERATURE)),
             stream,
-            tools: tools.map_or_else(Vec::new, |tools| {
-                tools.definitions.iter().map(tool).collect()
-            }),
-            tool_choice: tools.and_then(tool_choice),
+            tools,
+            tool_choice,
         }
     }
 }
@@ -141,13 +145,32 @@ fn tool_uses(message: &ChatMessage) -> Vec<Value> {
 fn tool(tool: &Tool) -> Value {
     let mut wire = json!({
         "name": tool.name,
-        "input_schema": tool.parameters.clone()
-            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        "input_schema": tool.object_schema(),
     });
     if let Some(description) = &tool.description {
         wire["description"] = json!(description);
     }
     wire
+}
+
+/// For a conversation that holds tool calls but offers no tools (a client summing up a
+/// finished exchange): Anthropic refuses `tool_use` and `tool_result` blocks unless tools are
+/// defined, so the tools called are defined again, bare, and may not be called now.
+fn history_tools(messages: &[ChatMessage]) -> (Vec<Value>, Option<Value>) {
+    let mut names: Vec<&str> = Vec::new();
+    for call in messages.iter().flat_map(|message| &message.tool_calls) {
+        if !names.contains(&call.name.as_str()) {
+            names.push(&call.name);
+        }
+    }
+    if names.is_empty() {
+        return (Vec::new(), None);
+    }
+    let tools = names
+        .into_iter()
+        .map(|name| json!({"name": name, "input_schema": {"type": "object"}}))
+        .collect();
+    (tools, Some(json!({"type": "none"})))
 }
 
 /// Anthropic's `tool_choice`, sent only when it is not the default (`auto`, parallel calls
@@ -281,6 +304,30 @@ mod tests {
             ask(tools(ToolChoice::Auto, Some(false)))["tool_choice"],
             json!({"type": "auto", "disable_parallel_tool_use": true})
         );
+    }
+
+    #[test]
+    fn a_history_of_calls_without_tools_defines_the_tools_called_and_forbids_calls() {
+        let req = request(
+            vec![
+                ChatMessage::new(Role::User, "Weather in Paris and Rome?"),
+                weather_call("toolu_1", r#"{"city":"Paris"}"#),
+                tool_result("toolu_1", "18C"),
+                weather_call("toolu_2", r#"{"city":"Rome"}"#),
+                tool_result("toolu_2", "25C"),
+                ChatMessage::new(Role::User, "Sum it up."),
+            ],
+            None,
+        );
+        let body = body(&req);
+        assert_eq!(
+            body["tools"],
+            json!([{"name": "weather", "input_schema": {"type": "object"}}])
+        );
+        assert_eq!(body["tool_choice"], json!({"type": "none"}));
+
+        let plain = self::body(&request(vec![ChatMessage::new(Role::User, "Hi")], None));
+        assert!(plain.get("tools").is_none() && plain.get("tool_choice").is_none());
     }
 
     #[test]

@@ -101,14 +101,6 @@ impl WireToolCall {
     }
 }
 
-/// Ollama says `stop` when the model called tools; ragd, like OpenAI, says `tool_calls`.
-fn finish_of(reason: Option<&str>, called: bool) -> FinishReason {
-    match FinishReason::from_provider(reason) {
-        FinishReason::Stop if called => FinishReason::ToolCalls,
-        finish => finish,
-    }
-}
-
 impl ChatLine {
     /// Ollama reports usage as `prompt_eval_count` (prompt) and `eval_count` (answer); the
     /// prompt count is absent when the prompt was served from its cache.
@@ -154,6 +146,16 @@ fn in_stream_error(message: &str) -> ProviderError {
 struct StreamState {
     /// Tool calls received, which also number the next one.
     calls: u32,
+    /// At most one call is passed on (`parallel_tool_calls: false`, which Ollama lacks).
+    single_call: bool,
+}
+
+/// Whether the request allows only one call per answer: Ollama has no such switch, so ragd
+/// keeps the first call and drops the others.
+fn single_call(req: &CompletionRequest) -> bool {
+    req.tools
+        .as_ref()
+        .is_some_and(|tools| tools.parallel_calls == Some(false))
 }
 
 fn decode_line(line: &str, state: &mut StreamState) -> Result<Frame, ProviderError> {
@@ -176,6 +178,9 @@ fn decode_line(line: &str, state: &mut StreamState) -> Result<Frame, ProviderErr
         events.push(StreamEvent::Token(content));
     }
     for call in calls {
+        if state.single_call && state.calls > 0 {
+            break;
+        }
         events.push(StreamEvent::ToolCall(ToolCallDelta::whole(
             state.calls,
             call.into_call(),
@@ -183,7 +188,8 @@ fn decode_line(line: &str, state: &mut StreamState) -> Result<Frame, ProviderErr
         state.calls += 1;
     }
     if line.done {
-        let finish = finish_of(line.done_reason.as_deref(), state.calls > 0);
+        let finish =
+            FinishReason::from_provider(line.done_reason.as_deref()).with_calls(state.calls > 0);
         events.push(StreamEvent::Done { usage, finish });
     }
     Ok(match events.len() {
@@ -215,8 +221,13 @@ impl LlmProvider for OllamaProvider {
             .map_or((String::new(), Vec::new()), |message| {
                 (message.content, message.tool_calls)
             });
-        let tool_calls: Vec<ToolCall> = calls.into_iter().map(WireToolCall::into_call).collect();
-        let finish = finish_of(answer.done_reason.as_deref(), !tool_calls.is_empty());
+        let mut tool_calls: Vec<ToolCall> =
+            calls.into_iter().map(WireToolCall::into_call).collect();
+        if single_call(req) {
+            tool_calls.truncate(1);
+        }
+        let finish = FinishReason::from_provider(answer.done_reason.as_deref())
+            .with_calls(!tool_calls.is_empty());
         Ok(Completion {
             usage: usage.unwrap_or_else(|| req.estimate_usage(&written(&text, &tool_calls))),
             text,
@@ -229,7 +240,10 @@ impl LlmProvider for OllamaProvider {
     async fn stream(&self, req: &CompletionRequest) -> Result<EventStream, ProviderError> {
         let upstream = self.post_chat(req, true).await?;
         let lines = lines(PROVIDER, upstream.into_chunks());
-        let mut state = StreamState::default();
+        let mut state = StreamState {
+            single_call: single_call(req),
+            ..StreamState::default()
+        };
         Ok(decode_events(PROVIDER, lines, move |line| {
             decode_line(&line, &mut state)
         }))
@@ -291,6 +305,8 @@ mod tests {
     use axum::routing::{get, post};
     use bytes::Bytes;
     use serde_json::{Value, json};
+
+    use futures::StreamExt;
 
     use super::*;
     use crate::services::llm::StreamEvent;
@@ -363,6 +379,42 @@ mod tests {
                 .all(|call| call.id.starts_with("call_"))
         );
         assert_ne!(completion.tool_calls[0].id, completion.tool_calls[1].id);
+    }
+
+    #[tokio::test]
+    async fn without_parallel_calls_only_the_first_call_is_passed_on() {
+        let (provider, _) = mock_chat(|| {
+            Json(serde_json::from_str::<Value>(&tool_call_line(true)).unwrap()).into_response()
+        })
+        .await;
+        let mut request = user_request("llama3.2", "Weather?");
+        request.tools = Some(std::sync::Arc::new(crate::services::llm::Tools {
+            definitions: vec![tool("get_weather"), tool("get_time")],
+            parallel_calls: Some(false),
+            ..Default::default()
+        }));
+
+        let whole = provider.complete(&request).await.unwrap();
+        let names: Vec<_> = whole
+            .tool_calls
+            .iter()
+            .map(|call| call.name.as_str())
+            .collect();
+        assert_eq!(names, ["get_weather"]);
+
+        let (provider, _) = mock_chat(|| ndjson(vec![tool_call_line(false), done_line()])).await;
+        let events: Vec<_> = provider
+            .stream(&request)
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let calls = events
+            .iter()
+            .filter(|event| matches!(event, StreamEvent::ToolCall(_)))
+            .count();
+        assert_eq!(calls, 1, "{events:?}");
     }
 
     #[tokio::test]

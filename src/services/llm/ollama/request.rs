@@ -100,12 +100,13 @@ impl Serialize for WireMessage<'_> {
     }
 }
 
-/// The arguments a model wrote, as the object Ollama wants back; text that is not a JSON
-/// object is passed on as a string for the model to read.
+/// The arguments a model wrote, as the object Ollama wants back. Ollama refuses anything
+/// else (the whole request fails), so arguments that are not a JSON object (empty, or cut at
+/// `max_tokens`) go back empty, as to Anthropic.
 fn arguments_object(arguments: &str) -> Value {
     match serde_json::from_str::<Value>(arguments) {
         Ok(value @ Value::Object(_)) => value,
-        _ => Value::String(arguments.to_owned()),
+        _ => json!({}),
     }
 }
 
@@ -125,9 +126,7 @@ impl Serialize for WireTools<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.0.iter().map(|tool| {
             let mut wire = tool.openai_json();
-            if tool.parameters.is_none() {
-                wire["function"]["parameters"] = json!({"type": "object", "properties": {}});
-            }
+            wire["function"]["parameters"] = tool.object_schema();
             wire
         }))
     }
@@ -219,9 +218,10 @@ mod tests {
     }
 
     #[test]
-    fn arguments_that_are_not_an_object_are_passed_on_as_text() {
+    fn arguments_that_are_not_an_object_go_back_empty() {
         assert_eq!(arguments_object("{\"a\":1}"), json!({"a": 1}));
-        assert_eq!(arguments_object("[1]"), json!("[1]"));
-        assert_eq!(arguments_object("oops"), json!("oops"));
+        for written in ["", "[1]", "{\"cut\": "] {
+            assert_eq!(arguments_object(written), json!({}), "{written}");
+        }
     }
 }

@@ -132,7 +132,10 @@ impl Arguments {
 impl WireToolCall {
     fn into_call(self) -> ToolCall {
         ToolCall {
-            id: self.id.unwrap_or_else(tools::new_call_id),
+            id: self
+                .id
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(tools::new_call_id),
             name: self.function.name.unwrap_or_default(),
             arguments: self
                 .function
@@ -234,8 +237,8 @@ fn protocol(message: impl Into<String>) -> ProviderError {
 /// What a stream has reported so far that only matters at its end.
 #[derive(Default)]
 struct StreamEnd {
-    /// Tool calls seen without an index, numbered in the order they came.
-    unindexed_calls: u32,
+    /// The tool calls begun so far, by index and id, in the order they began.
+    calls: Vec<(u32, String)>,
     usage: Option<Usage>,
     finish: FinishReason,
     /// A choice said why it finished: the answer is whole even if `[DONE]` never comes (some
@@ -247,13 +250,13 @@ struct StreamEnd {
 fn decode_chunk(data: Option<&str>, end: &mut StreamEnd) -> Result<Frame, ProviderError> {
     let Some(data) = data else {
         return if end.finished {
-            Ok(Frame::Done(end.usage.take(), end.finish))
+            Ok(end.done())
         } else {
             Err(ProviderError::StreamCut { provider: PROVIDER })
         };
     };
     if data.trim() == "[DONE]" {
-        return Ok(Frame::Done(end.usage.take(), end.finish));
+        return Ok(end.done());
     }
     let chunk: ChatChunk = serde_json::from_str(data)
         .map_err(|error| protocol(format!("invalid stream chunk: {error}")))?;
@@ -303,17 +306,33 @@ fn decode_chunk(data: Option<&str>, end: &mut StreamEnd) -> Result<Frame, Provid
 }
 
 impl StreamEnd {
+    fn done(&mut self) -> Frame {
+        let finish = self.finish.with_calls(!self.calls.is_empty());
+        Frame::Done(self.usage.take(), finish)
+    }
+
+    /// A piece of a call in ragd's terms. Servers that speak OpenAI's API loosely leave out
+    /// the index (a piece without one continues the last call, unless it brings an id of its
+    /// own) or the id (one is made up for the call's first piece, as clients need it to send
+    /// the result back).
     fn call_delta(&mut self, call: WireToolCallDelta) -> ToolCallDelta {
-        let index = call.index.unwrap_or_else(|| {
-            self.unindexed_calls += 1;
-            self.unindexed_calls - 1
-        });
+        let mut id = call.id.filter(|id| !id.is_empty());
+        let index = match (call.index, self.calls.last()) {
+            (Some(index), _) => index,
+            (None, Some((last, last_id))) if id.as_ref().is_none_or(|id| id == last_id) => *last,
+            (None, _) => u32::try_from(self.calls.len()).unwrap_or(u32::MAX),
+        };
+        if !self.calls.iter().any(|(begun, _)| *begun == index) {
+            let new_id = id.unwrap_or_else(tools::new_call_id);
+            self.calls.push((index, new_id.clone()));
+            id = Some(new_id);
+        }
         let (name, arguments) = call
             .function
             .map_or((None, None), |function| (function.name, function.arguments));
         ToolCallDelta {
             index,
-            id: call.id,
+            id,
             name,
             arguments: arguments.map(Arguments::into_text).unwrap_or_default(),
         }
@@ -333,7 +352,6 @@ impl LlmProvider for OpenAiProvider {
             .into_iter()
             .next()
             .ok_or_else(|| protocol("the answer has no choices"))?;
-        let finish = FinishReason::from_provider(choice.finish_reason.as_deref());
         let text = choice.message.content.unwrap_or_default();
         let tool_calls: Vec<ToolCall> = choice
             .message
@@ -342,6 +360,8 @@ impl LlmProvider for OpenAiProvider {
             .flatten()
             .map(WireToolCall::into_call)
             .collect();
+        let finish = FinishReason::from_provider(choice.finish_reason.as_deref())
+            .with_calls(!tool_calls.is_empty());
         let usage = match response.usage {
             Some(usage) => usage.into(),
             None => req.estimate_usage(&written(&text, &tool_calls)),
@@ -585,6 +605,67 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn calls_from_loose_servers_get_an_id_an_index_and_the_tool_calls_reason() {
+        let (base_url, _) = mock_chat(|| {
+            let piece = |calls: Value, finish: Value| {
+                data(json!({"object": "chat.completion.chunk", "model": "m",
+                    "choices": [{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": finish}]}))
+            };
+            sse(vec![
+                // No id (or an empty one), no index: servers that speak OpenAI's API loosely.
+                piece(json!([{"id": "", "function": {"name": "get_weather", "arguments": "{\"city\""}}]), Value::Null),
+                piece(json!([{"function": {"arguments": ":\"Paris\"}"}}]), Value::Null),
+                piece(json!([{"id": "call_b", "function": {"name": "get_time", "arguments": "{}"}}]), Value::Null),
+                piece(json!([{"id": "call_b", "function": {"arguments": ""}}]), json!("stop")),
+                "data: [DONE]\n\n".into(),
+            ])
+        })
+        .await;
+
+        let events = streamed(&provider(&base_url), "m").await;
+
+        let pieces: Vec<&ToolCallDelta> = events
+            .iter()
+            .filter_map(|event| match event {
+                StreamEvent::ToolCall(delta) => Some(delta),
+                _ => None,
+            })
+            .collect();
+        let indexes: Vec<u32> = pieces.iter().map(|piece| piece.index).collect();
+        assert_eq!(indexes, [0, 0, 1, 1]);
+        let made_up = pieces[0].id.as_deref().unwrap();
+        assert!(
+            made_up.starts_with("call_") && made_up.len() > 5,
+            "{made_up}"
+        );
+        assert_eq!(
+            pieces[1].id, None,
+            "only a call's first piece carries its id"
+        );
+        assert_eq!(pieces[2].id.as_deref(), Some("call_b"));
+        assert!(matches!(
+            events.last(),
+            Some(StreamEvent::Done {
+                finish: FinishReason::ToolCalls,
+                ..
+            })
+        ));
+
+        let (base_url, _) = mock_chat(|| {
+            Json(json!({"model": "m", "choices": [{"finish_reason": "stop", "message": {"content": null,
+                "tool_calls": [{"id": "", "function": {"name": "get_time", "arguments": "{}"}}]}}]}))
+            .into_response()
+        })
+        .await;
+        let whole = provider(&base_url)
+            .complete(&user_request("m", "Time?"))
+            .await
+            .unwrap();
+        assert_eq!(whole.finish, FinishReason::ToolCalls);
+        assert!(whole.tool_calls[0].id.starts_with("call_"), "{whole:?}");
     }
 
     #[tokio::test]

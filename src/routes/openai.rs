@@ -6,6 +6,7 @@
 //! answer then carries a top-level `citations` array (in the first chunk when streaming).
 
 mod embeddings;
+mod options;
 mod request;
 mod tools;
 

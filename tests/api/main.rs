@@ -25,6 +25,7 @@ mod native_providers;
 mod observability;
 mod openai_compat;
 mod openai_node_sdk;
+mod openai_options;
 mod openai_sdk;
 mod rag;
 mod rate_limits;

@@ -17,6 +17,18 @@ pub async fn app_with_mock(reply: Reply) -> (TestApp, LlmMock, String) {
     (app, mock, token)
 }
 
+/// Asserts that the built-in model refuses `request` as an operation it cannot do (400
+/// `unsupported_operation`, in OpenAI's error shape).
+pub async fn assert_the_local_model_refuses(app: &TestApp, token: &str, request: &Value) {
+    let body = assert_openai_error(
+        post(app, token, "/v1/chat/completions", request).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(body["error"]["code"], "unsupported_operation", "{body}");
+}
+
 /// OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`, nothing else.
 pub async fn assert_openai_error(response: reqwest::Response, status: u16, kind: &str) -> Value {
     assert_eq!(response.status(), status);

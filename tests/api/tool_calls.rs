@@ -12,7 +12,7 @@ use crate::chat::{post, sse_data};
 use crate::helpers::{Backend, signed_up, spawn_app, spawn_app_with};
 use crate::llm_mock::Reply;
 use crate::native_providers::{body_of, serve};
-use crate::openai_compat::{app_with_mock, assert_openai_error};
+use crate::openai_compat::{app_with_mock, assert_openai_error, assert_the_local_model_refuses};
 
 fn weather_tool() -> Value {
     json!({"type": "function", "function": {"name": "get_weather",
@@ -240,13 +240,7 @@ async fn the_local_model_answers_in_text_and_refuses_to_be_forced_to_call() {
 
     let mut forced = ask_with_tools("local/extractive");
     forced["tool_choice"] = json!("required");
-    let body = assert_openai_error(
-        post(&app, &token, "/v1/chat/completions", &forced).await,
-        400,
-        "invalid_request_error",
-    )
-    .await;
-    assert_eq!(body["error"]["code"], "unsupported_operation");
+    assert_the_local_model_refuses(&app, &token, &forced).await;
 }
 
 type Seen = Arc<Mutex<Vec<Value>>>;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::options::{ResponseFormatIn, SamplingIn, StopIn, response_format, sampling};
 use super::tools::{ToolCallIn, ToolChoiceIn, ToolIn, tools};
 use crate::http::error::FieldError;
 use crate::services::chat::{
@@ -68,8 +69,8 @@ fn default_top_k() -> u32 {
     DEFAULT_TOP_K
 }
 
-/// OpenAI's chat completion request; fields ragd does not use (`user`, `top_p`, `seed`...)
-/// are ignored.
+/// OpenAI's chat completion request; fields ragd does not use (`user`, `metadata`, `store`,
+/// `service_tier`...) are ignored.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionRequest {
     #[schema(example = "gpt-4o-mini")]
@@ -93,6 +94,21 @@ pub struct ChatCompletionRequest {
     pub tool_choice: Option<ToolChoiceIn>,
     /// `false`: at most one tool call per answer.
     pub parallel_tool_calls: Option<bool>,
+    /// 0 to 1.
+    pub top_p: Option<f32>,
+    /// Up to 4 sequences that end the answer.
+    pub stop: Option<StopIn>,
+    /// For repeatable sampling, where the provider offers it.
+    pub seed: Option<i64>,
+    /// -2 to 2.
+    pub presence_penalty: Option<f32>,
+    /// -2 to 2.
+    pub frequency_penalty: Option<f32>,
+    /// `{"type": "json_object"}` (JSON mode) or `{"type": "json_schema", "json_schema": {...}}`.
+    pub response_format: Option<ResponseFormatIn>,
+    /// ragd returns no log probabilities: only `false` is accepted.
+    pub logprobs: Option<bool>,
+    pub top_logprobs: Option<u32>,
     /// OpenAI's deprecated function calling, refused with a pointer to `tools`.
     #[schema(value_type = Option<Vec<Object>>)]
     pub functions: Option<serde_json::Value>,
@@ -112,6 +128,27 @@ impl ChatCompletionRequest {
                 "deprecated by OpenAI and not supported: use tools",
             ));
         }
+        if self.logprobs == Some(true) || self.top_logprobs.is_some_and(|count| count > 0) {
+            problems.push(FieldError::new(
+                if self.logprobs == Some(true) {
+                    "logprobs"
+                } else {
+                    "top_logprobs"
+                },
+                "ragd returns no log probabilities",
+            ));
+        }
+        let sampling = sampling(
+            SamplingIn {
+                top_p: self.top_p,
+                stop: self.stop.as_ref(),
+                seed: self.seed,
+                presence_penalty: self.presence_penalty,
+                frequency_penalty: self.frequency_penalty,
+            },
+            &mut problems,
+        );
+        let response_format = response_format(self.response_format.as_ref(), &mut problems);
         let tools = tools(
             self.tools.as_deref(),
             self.tool_choice.as_ref(),
@@ -143,6 +180,8 @@ impl ChatCompletionRequest {
                     top_k: rag.top_k,
                 }),
             tools: tools.map(Arc::new),
+            sampling,
+            response_format,
             limits: &OPENAI_LIMITS,
         };
         if problems.is_empty() {

@@ -9,8 +9,19 @@ use crate::services::llm::{Tool, ToolCall, ToolCallDelta, ToolChoice, Tools};
 
 /// OpenAI's limit on the tools one request may offer.
 const MAX_TOOLS: usize = 128;
-/// OpenAI's limit on a function name's length.
+/// OpenAI's limit on a function's (or a response schema's) name.
 const MAX_NAME_CHARS: usize = 64;
+/// The rule [`is_valid_name`] checks, as a client reads it.
+pub const NAME_RULE: &str = "must be 1 to 64 letters, digits, _ or -";
+
+/// Whether `name` is a name OpenAI accepts for a function or a response schema (and so do
+/// Anthropic and Ollama for tools).
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_CHARS).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
 
 /// `{"type": "function", "function": {...}}`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -163,16 +174,8 @@ fn definition(tool: &ToolIn) -> Result<Tool, FieldError> {
         return Err(FieldError::new("type", "must be function"));
     }
     let function = &tool.function;
-    let name_is_valid = (1..=MAX_NAME_CHARS).contains(&function.name.len())
-        && function
-            .name
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
-    if !name_is_valid {
-        return Err(FieldError::new(
-            "function.name",
-            format!("must be 1 to {MAX_NAME_CHARS} letters, digits, _ or -"),
-        ));
+    if !is_valid_name(&function.name) {
+        return Err(FieldError::new("function.name", NAME_RULE));
     }
     if function
         .parameters

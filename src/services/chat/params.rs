@@ -5,7 +5,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::http::error::FieldError;
-use crate::services::llm::{ChatMessage, Role, Tools};
+use crate::services::llm::{ChatMessage, ResponseFormat, Role, Sampling, Tools};
 
 pub const MAX_MESSAGES: usize = 100;
 pub const MAX_CONTENT_CHARS: usize = 10_000;
@@ -65,6 +65,9 @@ pub struct ChatParams {
     pub rag: Option<RagScope>,
     /// The tools the model may call (only the OpenAI-compatible route offers them).
     pub tools: Option<Arc<Tools>>,
+    /// `top_p`, `stop`, `seed`, penalties (the OpenAI-compatible route's; defaults elsewhere).
+    pub sampling: Sampling,
+    pub response_format: ResponseFormat,
     pub limits: &'static ChatLimits,
 }
 
@@ -150,6 +153,8 @@ mod tests {
                 top_k: DEFAULT_TOP_K,
             }),
             tools: None,
+            sampling: Sampling::default(),
+            response_format: ResponseFormat::default(),
             limits: &RAGD_LIMITS,
         }
     }

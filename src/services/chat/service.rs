@@ -278,6 +278,8 @@ impl ChatService {
                 max_tokens: params.max_tokens,
                 context,
                 tools: params.tools,
+                sampling: params.sampling,
+                response_format: params.response_format,
             },
             model,
             citations,
@@ -413,6 +415,8 @@ mod tests {
                 top_k: 5,
             }),
             tools: None,
+            sampling: Default::default(),
+            response_format: Default::default(),
             limits: &RAGD_LIMITS,
         }
     }

@@ -182,8 +182,8 @@ fn usage(req: &CompletionRequest, text: &str) -> Usage {
     Usage::new(req.prompt_tokens(), tokens::count_text(MODEL_NAME, text))
 }
 
-/// The request must be for the extractive model, and must not require a tool call: the
-/// extractive model answers in text alone (offered tools it simply does not call).
+/// The request must be for the extractive model, and must not require a tool call or JSON:
+/// the extractive model answers in quoted text alone (offered tools it simply does not call).
 fn check_request(req: &CompletionRequest) -> Result<(), ProviderError> {
     if req.model != MODEL_NAME {
         return Err(ProviderError::NotConfigured {
@@ -199,6 +199,12 @@ fn check_request(req: &CompletionRequest) -> Result<(), ProviderError> {
         return Err(ProviderError::Unsupported {
             provider: PROVIDER,
             operation: "tool calls (local/extractive answers in text only)",
+        });
+    }
+    if req.response_format.is_json() {
+        return Err(ProviderError::Unsupported {
+            provider: PROVIDER,
+            operation: "JSON answers (local/extractive answers in text only)",
         });
     }
     Ok(())
@@ -252,7 +258,7 @@ mod tests {
     use futures::StreamExt;
 
     use super::*;
-    use crate::services::llm::{ChatMessage, Role};
+    use crate::services::llm::{ChatMessage, ResponseFormat, Role, Sampling};
 
     fn request(question: &str, context: &[(usize, &str)]) -> CompletionRequest {
         CompletionRequest {
@@ -269,6 +275,8 @@ mod tests {
                 })
                 .collect(),
             tools: None,
+            sampling: Sampling::default(),
+            response_format: ResponseFormat::default(),
         }
     }
 

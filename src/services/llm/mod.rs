@@ -15,6 +15,7 @@ mod metered;
 mod metrics;
 mod ollama;
 mod openai;
+mod options;
 mod routing;
 pub mod tokens;
 mod tools;
@@ -32,6 +33,7 @@ pub use error::ProviderError;
 pub use gateway::{LlmGateway, LlmSettings, Routed};
 pub use local::LOCAL_MODEL;
 pub use metered::MeteredStream;
+pub use options::{JsonSchemaFormat, ResponseFormat, Sampling};
 pub use tools::{Tool, ToolCall, ToolCallDelta, ToolChoice, Tools};
 
 /// The provider a model name routes to (`openai`, `anthropic`, `ollama`, `local`).
@@ -102,6 +104,8 @@ pub struct CompletionRequest {
     pub context: Vec<ContextSource>,
     /// The tools the model may call (`None`: no tools were offered).
     pub tools: Option<Arc<Tools>>,
+    pub sampling: Sampling,
+    pub response_format: ResponseFormat,
 }
 
 impl CompletionRequest {

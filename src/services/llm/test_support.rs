@@ -17,8 +17,8 @@ use tokio::sync::oneshot;
 
 use super::http::{LlmHttp, RetryPolicy};
 use super::{
-    ChatMessage, CompletionRequest, FinishReason, LlmProvider, ProviderError, Role, StreamEvent,
-    Tool, ToolCall, ToolCallDelta, Usage,
+    ChatMessage, CompletionRequest, FinishReason, LlmProvider, ProviderError, ResponseFormat, Role,
+    Sampling, StreamEvent, Tool, ToolCall, ToolCallDelta, Usage,
 };
 
 /// Serves `router` on a fresh local port and returns its base URL (`http://127.0.0.1:PORT`).
@@ -51,8 +51,16 @@ pub fn http_with_timeouts(timeout: Duration, idle_timeout: Duration) -> LlmHttp 
 
 /// Every event of `provider`'s stream answering "Hi" with `model`; each must be `Ok`.
 pub async fn streamed(provider: &dyn LlmProvider, model: &str) -> Vec<StreamEvent> {
-    let results = stream_results(provider, model).await;
-    results.into_iter().map(Result::unwrap).collect()
+    streamed_answer(provider, &user_request(model, "Hi")).await
+}
+
+/// Every event of `provider`'s stream answering `request`; each must be `Ok`.
+pub async fn streamed_answer(
+    provider: &dyn LlmProvider,
+    request: &CompletionRequest,
+) -> Vec<StreamEvent> {
+    let stream = provider.stream(request).await.unwrap();
+    stream.map(Result::unwrap).collect().await
 }
 
 /// Every item of `provider`'s stream answering "Hi" with `model`, errors included; the
@@ -93,6 +101,8 @@ pub fn user_request(model: &str, question: &str) -> CompletionRequest {
         max_tokens: 64,
         context: Vec::new(),
         tools: None,
+        sampling: Sampling::default(),
+        response_format: ResponseFormat::default(),
     }
 }
 

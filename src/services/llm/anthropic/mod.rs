@@ -11,7 +11,7 @@ use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use serde_json::Value;
 
-use self::request::MessagesBody;
+use self::request::{MessagesBody, json_tool};
 use super::framing::{Frame, decode_events, sse_events};
 use super::http::{Endpoint, LlmHttp, Upstream, safe_message};
 use super::{
@@ -63,6 +63,14 @@ impl AnthropicProvider {
         req: &CompletionRequest,
         stream: bool,
     ) -> Result<Upstream, ProviderError> {
+        if req.response_format.is_json() && req.tools.is_some() {
+            // The JSON answer is itself a tool the model must call: it cannot also choose
+            // among the client's tools.
+            return Err(ProviderError::Unsupported {
+                provider: PROVIDER,
+                operation: "a JSON response_format together with tools",
+            });
+        }
         let builder = self
             .authorized(self.messages.post(self.http.client()))
             .json(&MessagesBody::new(req, stream));
@@ -193,6 +201,10 @@ struct StreamState {
     /// The tool-use blocks by content-block index, in call order (a call's index in this
     /// list is its OpenAI-style call index), and whether any input arrived for each.
     tool_blocks: Vec<(u32, bool)>,
+    /// With a JSON response format: the tool whose input is the answer's text.
+    json_tool: Option<String>,
+    /// The content block of that tool's call, and whether any of its input arrived.
+    json_block: Option<(u32, bool)>,
 }
 
 impl StreamState {
@@ -204,6 +216,14 @@ impl StreamState {
         self.tool_blocks
             .iter()
             .position(|(index, _)| *index == block)
+    }
+}
+
+/// Why the answer ended; a JSON answer written through its tool ended (`tool_use`) whole.
+fn finish(reason: &str, json_answer: bool) -> FinishReason {
+    match FinishReason::from_provider(Some(reason)) {
+        FinishReason::ToolCalls if json_answer => FinishReason::Stop,
+        finish => finish,
     }
 }
 
@@ -227,6 +247,32 @@ fn decode_event(data: &str, state: &mut StreamState) -> Result<Frame, ProviderEr
             state.input_tokens = Some(message.usage.input_tokens);
             state.output_tokens = Some(message.usage.output_tokens);
             Frame::Ignore
+        }
+        StreamPayload::ContentBlockStart {
+            index,
+            content_block: StartedBlock::ToolUse { name, .. },
+        } if state.json_tool.as_ref() == Some(&name) => {
+            state.json_block = Some((index, false));
+            Frame::Ignore
+        }
+        StreamPayload::ContentBlockDelta {
+            index,
+            delta: BlockDelta::InputJsonDelta { partial_json },
+        } if state.json_block.is_some_and(|(block, _)| block == index) => {
+            state.json_block = Some((index, true));
+            if partial_json.is_empty() {
+                Frame::Ignore
+            } else {
+                Frame::Token(partial_json)
+            }
+        }
+        StreamPayload::ContentBlockStop { index }
+            if state.json_block.is_some_and(|(block, _)| block == index) =>
+        {
+            match state.json_block {
+                Some((_, false)) => Frame::Token("{}".to_owned()),
+                _ => Frame::Ignore,
+            }
         }
         StreamPayload::ContentBlockStart {
             index,
@@ -270,7 +316,7 @@ fn decode_event(data: &str, state: &mut StreamState) -> Result<Frame, ProviderEr
                 state.output_tokens = Some(reported.output_tokens);
             }
             if let Some(reason) = delta.and_then(|delta| delta.stop_reason) {
-                state.finish = FinishReason::from_provider(Some(&reason));
+                state.finish = finish(&reason, state.json_tool.is_some());
             }
             Frame::Ignore
         }
@@ -299,11 +345,19 @@ impl LlmProvider for AnthropicProvider {
 
     async fn complete(&self, req: &CompletionRequest) -> Result<Completion, ProviderError> {
         let response: MessageResponse = self.post_messages(req, false).await?.json().await?;
+        let answer_tool = json_tool(&req.response_format);
         let mut text = String::new();
         let mut tool_calls = Vec::new();
         for block in response.content {
             match block {
                 ContentBlock::Text { text: part } => text.push_str(&part),
+                // The tool a JSON answer is written through: its input is the answer.
+                ContentBlock::ToolUse { name, input, .. } if answer_tool == Some(&name) => {
+                    text = match input {
+                        Value::Null => "{}".to_owned(),
+                        input => input.to_string(),
+                    };
+                }
                 ContentBlock::ToolUse { id, name, input } => tool_calls.push(ToolCall {
                     id,
                     name,
@@ -320,14 +374,22 @@ impl LlmProvider for AnthropicProvider {
             tool_calls,
             usage: Usage::new(response.usage.input_tokens, response.usage.output_tokens),
             model: response.model.unwrap_or_else(|| req.model.clone()),
-            finish: FinishReason::from_provider(response.stop_reason.as_deref()),
+            finish: response
+                .stop_reason
+                .as_deref()
+                .map_or(FinishReason::Stop, |reason| {
+                    finish(reason, answer_tool.is_some())
+                }),
         })
     }
 
     async fn stream(&self, req: &CompletionRequest) -> Result<EventStream, ProviderError> {
         let upstream = self.post_messages(req, true).await?;
         let events = sse_events(PROVIDER, upstream.into_chunks());
-        let mut state = StreamState::default();
+        let mut state = StreamState {
+            json_tool: json_tool(&req.response_format).map(str::to_owned),
+            ..StreamState::default()
+        };
         Ok(decode_events(PROVIDER, events, move |event| {
             decode_event(&event.data, &mut state)
         }))
@@ -547,6 +609,65 @@ mod tests {
                     finish: FinishReason::ToolCalls
                 },
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_json_answer_comes_back_as_text_from_the_answer_tools_input() {
+        let answer = || {
+            Json(json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "json_answer", "input": {"n": 3}}],
+                "stop_reason": "tool_use", "usage": {"input_tokens": 30, "output_tokens": 9}}))
+            .into_response()
+        };
+        let (provider, captured) = mock_messages(answer).await;
+        let mut request = user_request("claude-x", "Count to 3 as JSON");
+        request.response_format = crate::services::llm::ResponseFormat::JsonObject;
+
+        let completion = provider.complete(&request).await.unwrap();
+
+        assert_eq!(completion.text, r#"{"n":3}"#);
+        assert!(completion.tool_calls.is_empty());
+        assert_eq!(completion.finish, FinishReason::Stop);
+        assert_eq!(
+            captured.last().1["tool_choice"],
+            json!({"type": "tool", "name": "json_answer"})
+        );
+
+        let (provider, _) = mock_messages(|| {
+            sse(vec![
+                message_start(),
+                event("content_block_start", json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "tool_use", "id": "toolu_1", "name": "json_answer", "input": {}}})),
+                event("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": "{\"n\": "}})),
+                event("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "input_json_delta", "partial_json": "3}"}})),
+                event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+                event("message_delta", json!({"type": "message_delta",
+                    "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}})),
+                event("message_stop", json!({"type": "message_stop"})),
+            ])
+        })
+        .await;
+        let events = streamed_answer(&provider, &request).await;
+        assert_eq!(
+            events,
+            [
+                StreamEvent::Token("{\"n\": ".into()),
+                StreamEvent::Token("3}".into()),
+                StreamEvent::Done {
+                    usage: Some(Usage::new(25, 9)),
+                    finish: FinishReason::Stop
+                },
+            ]
+        );
+
+        request.tools = Some(std::sync::Arc::new(crate::services::llm::Tools::default()));
+        let refused = provider.complete(&request).await.unwrap_err();
+        assert!(
+            matches!(refused, ProviderError::Unsupported { .. }),
+            "{refused:?}"
         );
     }
 

@@ -1,14 +1,29 @@
 //! The body of a Messages API call, mapped from ragd's request: system messages become the
 //! top-level `system` field, tool calls become `tool_use` blocks, tool results `tool_result`
-//! blocks in a user turn, and the tools and tool choice take Anthropic's shapes.
+//! blocks in a user turn, and the tools and tool choice take Anthropic's shapes. A JSON
+//! response format becomes one tool the model must call, whose input is the answer.
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::services::llm::{ChatMessage, CompletionRequest, Role, Tool, ToolChoice, Tools};
+use crate::services::llm::{
+    ChatMessage, CompletionRequest, ResponseFormat, Role, Tool, ToolChoice, Tools,
+};
 
 /// Anthropic accepts temperatures in 0..=1; ragd's API allows up to 2.
 const MAX_TEMPERATURE: f32 = 1.0;
+/// The tool that carries a JSON-mode answer (a JSON schema's answer carries the schema's name).
+const JSON_TOOL: &str = "json_answer";
+
+/// The name of the tool whose input is the answer, when the answer must be JSON: Anthropic has
+/// no JSON mode, and a tool the model must call is how its API makes it write JSON to a schema.
+pub fn json_tool(format: &ResponseFormat) -> Option<&str> {
+    match format {
+        ResponseFormat::Text => None,
+        ResponseFormat::JsonObject => Some(JSON_TOOL),
+        ResponseFormat::JsonSchema(format) => Some(&format.name),
+    }
+}
 
 #[derive(Serialize)]
 pub struct MessagesBody<'a> {
@@ -19,6 +34,10 @@ pub struct MessagesBody<'a> {
     messages: Vec<Turn<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
     stream: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<Value>,
@@ -68,12 +87,13 @@ impl<'a> MessagesBody<'a> {
                 });
             }
         }
-        let (tools, tool_choice) = match req.tools.as_deref() {
-            Some(tools) => (
+        let (tools, tool_choice) = match (json_tool(&req.response_format), req.tools.as_deref()) {
+            (Some(name), _) => answer_tool(name, &req.response_format),
+            (None, Some(tools)) => (
                 tools.definitions.iter().map(tool).collect(),
                 tool_choice(tools),
             ),
-            None => history_tools(&req.messages),
+            (None, None) => history_tools(&req.messages),
         };
         Self {
             model: &req.model,
@@ -83,6 +103,8 @@ impl<'a> MessagesBody<'a> {
             temperature: req
                 .temperature
                 .map(|temperature| temperature.clamp(0.0, MAX_TEMPERATURE)),
+            top_p: req.sampling.top_p,
+            stop_sequences: &req.sampling.stop,
             stream,
             tools,
             tool_choice,
@@ -153,6 +175,23 @@ fn tool(tool: &Tool) -> Value {
     wire
 }
 
+/// The one tool a JSON answer is written through, and the choice that makes the model call it.
+fn answer_tool(name: &str, format: &ResponseFormat) -> (Vec<Value>, Option<Value>) {
+    let mut schema = format.schema().unwrap_or_else(|| json!({"type": "object"}));
+    if let Value::Object(fields) = &mut schema {
+        fields
+            .entry("type")
+            .or_insert_with(|| Value::String("object".to_owned()));
+    }
+    let description = match format {
+        ResponseFormat::JsonSchema(format) => format.description.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| "Give the answer as this tool's input.".to_owned());
+    let tool = json!({"name": name, "description": description, "input_schema": schema});
+    (vec![tool], Some(json!({"type": "tool", "name": name})))
+}
+
 /// For a conversation that holds tool calls but offers no tools (a client summing up a
 /// finished exchange): Anthropic refuses `tool_use` and `tool_result` blocks unless tools are
 /// defined, so the tools called are defined again, bare, and may not be called now.
@@ -196,8 +235,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::services::llm::ToolCall;
     use crate::services::llm::test_support::{calling, tool_result};
+    use crate::services::llm::{JsonSchemaFormat, Sampling, ToolCall};
 
     fn request(messages: Vec<ChatMessage>, tools: Option<Tools>) -> CompletionRequest {
         CompletionRequest {
@@ -207,6 +246,8 @@ mod tests {
             max_tokens: 64,
             context: Vec::new(),
             tools: tools.map(Arc::new),
+            sampling: Sampling::default(),
+            response_format: ResponseFormat::default(),
         }
     }
 
@@ -328,6 +369,39 @@ mod tests {
 
         let plain = self::body(&request(vec![ChatMessage::new(Role::User, "Hi")], None));
         assert!(plain.get("tools").is_none() && plain.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn a_json_answer_is_asked_for_as_the_input_of_one_tool_the_model_must_call() {
+        let mut req = request(vec![ChatMessage::new(Role::User, "Count to 3")], None);
+        req.response_format = ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
+            name: "count".into(),
+            description: None,
+            schema: Some(json!({"properties": {"n": {"type": "integer"}}})),
+            strict: Some(true),
+        }));
+        req.sampling = Sampling {
+            top_p: Some(0.8),
+            stop: vec!["END".into()],
+            ..Sampling::default()
+        };
+        let body = body(&req);
+        assert_eq!(
+            body["tools"],
+            json!([{"name": "count", "description": "Give the answer as this tool's input.",
+                "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}])
+        );
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "tool", "name": "count"})
+        );
+        assert_eq!(body["top_p"], 0.8f32);
+        assert_eq!(body["stop_sequences"], json!(["END"]));
+
+        req.response_format = ResponseFormat::JsonObject;
+        let body = self::body(&req);
+        assert_eq!(body["tools"][0]["name"], JSON_TOOL);
+        assert_eq!(body["tools"][0]["input_schema"], json!({"type": "object"}));
     }
 
     #[test]

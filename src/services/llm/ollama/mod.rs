@@ -306,8 +306,6 @@ mod tests {
     use bytes::Bytes;
     use serde_json::{Value, json};
 
-    use futures::StreamExt;
-
     use super::*;
     use crate::services::llm::StreamEvent;
     use crate::services::llm::test_support::*;
@@ -403,13 +401,7 @@ mod tests {
         assert_eq!(names, ["get_weather"]);
 
         let (provider, _) = mock_chat(|| ndjson(vec![tool_call_line(false), done_line()])).await;
-        let events: Vec<_> = provider
-            .stream(&request)
-            .await
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-            .await;
+        let events = streamed_answer(&provider, &request).await;
         let calls = events
             .iter()
             .filter(|event| matches!(event, StreamEvent::ToolCall(_)))

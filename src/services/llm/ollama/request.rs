@@ -6,7 +6,9 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 
-use crate::services::llm::{ChatMessage, CompletionRequest, Tool, ToolChoice};
+use crate::services::llm::{
+    ChatMessage, CompletionRequest, ResponseFormat, Sampling, Tool, ToolChoice,
+};
 
 #[derive(Serialize)]
 pub struct ChatBody<'a> {
@@ -14,8 +16,11 @@ pub struct ChatBody<'a> {
     messages: WireMessages<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tools: Option<WireTools<'a>>,
+    /// `"json"` (JSON mode), or the JSON Schema the answer must follow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<Value>,
     stream: bool,
-    options: Options,
+    options: Options<'a>,
 }
 
 impl<'a> ChatBody<'a> {
@@ -40,10 +45,16 @@ impl<'a> ChatBody<'a> {
             model: &req.model,
             messages: WireMessages(&req.messages),
             tools,
+            format: match &req.response_format {
+                ResponseFormat::Text => None,
+                ResponseFormat::JsonObject => Some(json!("json")),
+                schema @ ResponseFormat::JsonSchema(_) => schema.schema(),
+            },
             stream,
             options: Options {
                 temperature: req.temperature,
                 num_predict: req.max_tokens,
+                sampling: &req.sampling,
             },
         }
     }
@@ -133,11 +144,13 @@ impl Serialize for WireTools<'_> {
 }
 
 #[derive(Serialize)]
-struct Options {
+struct Options<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     /// Ollama's name for the output token limit.
     num_predict: u32,
+    #[serde(flatten)]
+    sampling: &'a Sampling,
 }
 
 #[cfg(test)]
@@ -146,8 +159,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::services::llm::Tools;
     use crate::services::llm::test_support::{tool, tool_round_trip, user_request};
+    use crate::services::llm::{JsonSchemaFormat, Tools};
 
     fn body(req: &CompletionRequest) -> Value {
         serde_json::to_value(ChatBody::new(req, false)).unwrap()
@@ -214,6 +227,40 @@ mod tests {
             tools[0],
             json!({"type": "function", "function": {"name": "get_weather",
                 "description": "the get_weather tool", "parameters": {"type": "object", "properties": {}}}})
+        );
+    }
+
+    #[test]
+    fn sampling_settings_go_in_the_options_and_the_format_takes_ollamas_shape() {
+        let mut req = user_request("llama3.2", "Hi");
+        req.sampling = Sampling {
+            top_p: Some(0.9),
+            stop: vec!["END".into(), "STOP".into()],
+            seed: Some(42),
+            presence_penalty: Some(0.5),
+            frequency_penalty: Some(0.1),
+        };
+        req.response_format = ResponseFormat::JsonObject;
+        let body = body(&req);
+        assert_eq!(
+            body["options"],
+            json!({"temperature": 0.2f32, "num_predict": 64, "top_p": 0.9f32, "stop": ["END", "STOP"],
+                "seed": 42, "presence_penalty": 0.5, "frequency_penalty": 0.1f32})
+        );
+        assert_eq!(body["format"], "json");
+
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
+        req.response_format = ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
+            name: "count".into(),
+            description: None,
+            schema: Some(schema.clone()),
+            strict: None,
+        }));
+        assert_eq!(self::body(&req)["format"], schema);
+        assert!(
+            self::body(&user_request("llama3.2", "Hi"))
+                .get("format")
+                .is_none()
         );
     }
 

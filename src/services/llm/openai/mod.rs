@@ -710,13 +710,7 @@ mod tests {
             ])
         })
         .await;
-        let events: Vec<_> = provider(&base_url)
-            .stream(&user_request("gpt-4o-mini", "Hi"))
-            .await
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-            .await;
+        let events = streamed(&provider(&base_url), "gpt-4o-mini").await;
         assert_eq!(
             events.last(),
             Some(&StreamEvent::Done {

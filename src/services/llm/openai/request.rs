@@ -6,7 +6,9 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::json;
 
-use crate::services::llm::{ChatMessage, CompletionRequest, Tool, ToolCall, ToolChoice};
+use crate::services::llm::{
+    ChatMessage, CompletionRequest, ResponseFormat, Sampling, Tool, ToolCall, ToolChoice,
+};
 
 #[derive(Serialize)]
 pub struct ChatBody<'a> {
@@ -29,6 +31,10 @@ pub struct ChatBody<'a> {
     tool_choice: Option<WireToolChoice<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parallel_tool_calls: Option<bool>,
+    #[serde(flatten)]
+    sampling: &'a Sampling,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<WireResponseFormat<'a>>,
 }
 
 impl<'a> ChatBody<'a> {
@@ -56,6 +62,11 @@ impl<'a> ChatBody<'a> {
                 .filter(|choice| **choice != ToolChoice::Auto)
                 .map(WireToolChoice),
             parallel_tool_calls: tools.and_then(|tools| tools.parallel_calls),
+            sampling: &req.sampling,
+            response_format: req
+                .response_format
+                .is_json()
+                .then_some(WireResponseFormat(&req.response_format)),
         }
     }
 }
@@ -110,6 +121,32 @@ impl Serialize for WireTools<'_> {
     }
 }
 
+/// OpenAI's `response_format`: `{"type": "json_object"}`, or `json_schema` with its schema.
+struct WireResponseFormat<'a>(&'a ResponseFormat);
+
+impl Serialize for WireResponseFormat<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let wire = match self.0 {
+            ResponseFormat::Text => json!({"type": "text"}),
+            ResponseFormat::JsonObject => json!({"type": "json_object"}),
+            ResponseFormat::JsonSchema(format) => {
+                let mut schema = json!({"name": format.name});
+                if let Some(description) = &format.description {
+                    schema["description"] = json!(description);
+                }
+                if let Some(body) = &format.schema {
+                    schema["schema"] = body.clone();
+                }
+                if let Some(strict) = format.strict {
+                    schema["strict"] = json!(strict);
+                }
+                json!({"type": "json_schema", "json_schema": schema})
+            }
+        };
+        wire.serialize(serializer)
+    }
+}
+
 struct WireToolChoice<'a>(&'a ToolChoice);
 
 impl Serialize for WireToolChoice<'_> {
@@ -138,8 +175,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::services::llm::Tools;
     use crate::services::llm::test_support::{calling, tool_round_trip, user_request};
+    use crate::services::llm::{JsonSchemaFormat, Tools};
 
     fn weather() -> Tool {
         Tool {
@@ -218,6 +255,53 @@ mod tests {
             }));
             assert_eq!(body(&req)["tool_choice"], wire);
         }
+    }
+
+    #[test]
+    fn sampling_settings_and_the_response_format_are_passed_on_as_sent() {
+        let mut req = user_request("gpt-4o-mini", "Hi");
+        let plain = body(&req);
+        for field in [
+            "top_p",
+            "stop",
+            "seed",
+            "presence_penalty",
+            "frequency_penalty",
+            "response_format",
+        ] {
+            assert!(plain.get(field).is_none(), "{field}: {plain}");
+        }
+
+        req.sampling = Sampling {
+            top_p: Some(0.5),
+            stop: vec!["END".into()],
+            seed: Some(7),
+            presence_penalty: Some(0.25),
+            frequency_penalty: Some(-0.5),
+        };
+        req.response_format = ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
+            name: "answer".into(),
+            description: None,
+            schema: Some(json!({"type": "object", "properties": {"city": {"type": "string"}}})),
+            strict: Some(true),
+        }));
+        let body = body(&req);
+        assert_eq!(body["top_p"], 0.5);
+        assert_eq!(body["stop"], json!(["END"]));
+        assert_eq!(body["seed"], 7);
+        assert_eq!(body["presence_penalty"], 0.25);
+        assert_eq!(body["frequency_penalty"], -0.5);
+        assert_eq!(
+            body["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "answer", "strict": true,
+                "schema": {"type": "object", "properties": {"city": {"type": "string"}}}}})
+        );
+
+        req.response_format = ResponseFormat::JsonObject;
+        assert_eq!(
+            self::body(&req)["response_format"],
+            json!({"type": "json_object"})
+        );
     }
 
     #[test]

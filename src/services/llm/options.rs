@@ -1,0 +1,66 @@
+//! How the model should write, beyond temperature and length: the sampling settings clients
+//! of OpenAI's API send (`top_p`, `stop`, `seed`, the penalties) and the response format
+//! (JSON mode, or JSON that follows a schema). Each provider passes on what its API knows.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Sampling settings; `None` (or no stop sequences): the provider's default. Serialized with
+/// the names OpenAI's API and Ollama's `options` share, leaving out what was not set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Sampling {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    /// Sequences that end the answer where they would appear (not included in it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f32>,
+}
+
+/// What shape the answer's text must have.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ResponseFormat {
+    /// Free text.
+    #[default]
+    Text,
+    /// A JSON object, of any shape.
+    JsonObject,
+    /// JSON that follows a schema.
+    JsonSchema(Arc<JsonSchemaFormat>),
+}
+
+impl ResponseFormat {
+    pub fn is_json(&self) -> bool {
+        !matches!(self, Self::Text)
+    }
+
+    /// The schema the answer must follow: the client's, or any object for JSON mode.
+    pub fn schema(&self) -> Option<Value> {
+        match self {
+            Self::Text => None,
+            Self::JsonObject => Some(serde_json::json!({"type": "object"})),
+            Self::JsonSchema(format) => Some(
+                format
+                    .schema
+                    .clone()
+                    .unwrap_or_else(|| serde_json::json!({"type": "object"})),
+            ),
+        }
+    }
+}
+
+/// OpenAI's `response_format.json_schema`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonSchemaFormat {
+    pub name: String,
+    pub description: Option<String>,
+    pub schema: Option<Value>,
+    pub strict: Option<bool>,
+}

@@ -126,6 +126,7 @@ impl ChatRequest {
             tools: None,
             sampling: Sampling::default(),
             response_format: ResponseFormat::default(),
+            openai_fields: None,
             limits: &RAGD_LIMITS,
         }
     }
@@ -257,7 +258,10 @@ fn events(answer: ChatStream) -> Response {
     });
     let tail = answer.events.filter_map(|event| {
         ready(match event {
-            ChatEvent::Token(token) => Some(json_event(&TokenEvent { token: &token })),
+            // This route has no structured answers to refuse; a refusal is the answer's text.
+            ChatEvent::Token(token) | ChatEvent::Refusal(token) => {
+                Some(json_event(&TokenEvent { token: &token }))
+            }
             // Only a request that offers tools gets calls, and this route offers none.
             ChatEvent::ToolCall(_) => None,
             ChatEvent::Done(summary) => Some(json_event(&DoneEvent {

@@ -187,7 +187,9 @@ async fn chat_completions(
     }
     let answer = state.chat.complete(user.id, params).await?;
     let overhead = answer.overhead;
-    let content = (!answer.text.is_empty() || answer.tool_calls.is_empty()).then_some(answer.text);
+    // OpenAI's `content` is null when the model only called tools or refused.
+    let only_calls_or_refuses = !answer.tool_calls.is_empty() || answer.refusal.is_some();
+    let content = (!answer.text.is_empty() || !only_calls_or_refuses).then_some(answer.text);
     let response = Json(ChatCompletion {
         id,
         object: "chat.completion",
@@ -198,7 +200,7 @@ async fn chat_completions(
             message: AssistantMessage {
                 role: "assistant",
                 content,
-                refusal: None,
+                refusal: answer.refusal,
                 tool_calls: answer.tool_calls.into_iter().map(Into::into).collect(),
             },
             logprobs: None,
@@ -295,6 +297,8 @@ struct Delta<'a> {
     content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<[ToolCallChunk<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<&'a str>,
 }
 
 /// The SSE body of a streamed completion: a role chunk (with `citations` when asked), a
@@ -306,7 +310,7 @@ fn chunks(answer: ChatStream, how: Chunking) -> Response {
     let role = Delta {
         role: Some("assistant"),
         content: Some(""),
-        tool_calls: None,
+        ..Delta::default()
     };
     let citations = how.citations.then_some(answer.citations.as_slice());
     let first = how.delta(&model, role, None, citations);
@@ -314,6 +318,13 @@ fn chunks(answer: ChatStream, how: Chunking) -> Response {
         ChatEvent::Token(token) => {
             let delta = Delta {
                 content: Some(&token),
+                ..Delta::default()
+            };
+            Either::Left(stream::once(ready(how.delta(&model, delta, None, None))))
+        }
+        ChatEvent::Refusal(refusal) => {
+            let delta = Delta {
+                refusal: Some(&refusal),
                 ..Delta::default()
             };
             Either::Left(stream::once(ready(how.delta(&model, delta, None, None))))

@@ -33,7 +33,13 @@ pub enum Reply {
     /// (id `call_time`), with `finish_reason: "tool_calls"`; streamed as OpenAI streams
     /// calls: a first piece with id and name, then the arguments in pieces.
     ToolCalls,
+    /// Declines a structured answer: `content: null` and `refusal` (streamed as
+    /// `delta.refusal` pieces), as OpenAI does under `response_format: json_schema`.
+    Refuses,
 }
+
+/// The mock's refusal, for [`Reply::Refuses`].
+pub const REFUSAL: &str = "I can't help with that.";
 
 pub const PROMPT_TOKENS: u32 = 11;
 pub const COMPLETION_TOKENS: u32 = 7;
@@ -173,6 +179,32 @@ async fn answer(reply: Reply, body: &Value, dropped: Arc<Notify>) -> Response {
                         "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
                             "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}})
                 ),
+                "data: [DONE]\n\n".to_owned(),
+            ];
+            sse(futures::stream::iter(frames.into_iter().map(Ok)))
+        }
+        Reply::Refuses if !streamed => Json(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": null, "refusal": REFUSAL}}],
+            "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
+                "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS}
+        }))
+        .into_response(),
+        Reply::Refuses => {
+            let piece = |delta: Value, finish: Value| {
+                format!(
+                    "data: {}\n\n",
+                    json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1,
+                        "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                )
+            };
+            let (first, rest) = REFUSAL.split_at(6);
+            let frames = vec![
+                piece(json!({"role": "assistant", "content": null, "refusal": ""}), Value::Null),
+                piece(json!({"refusal": first}), Value::Null),
+                piece(json!({"refusal": rest}), Value::Null),
+                piece(json!({}), json!("stop")),
                 "data: [DONE]\n\n".to_owned(),
             ];
             sse(futures::stream::iter(frames.into_iter().map(Ok)))

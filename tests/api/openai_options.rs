@@ -1,6 +1,7 @@
-//! The sampling settings (`top_p`, `stop`, `seed`, the penalties) and `response_format` of
-//! `/v1/chat/completions`: passed on to the provider as sent, held to OpenAI's bounds, and
-//! refused where the model cannot honour them.
+//! The sampling settings (`top_p`, `stop`, `seed`, the penalties), `response_format` and the
+//! fields only OpenAI's API knows (`reasoning_effort`, `user`...) of `/v1/chat/completions`:
+//! passed on to the provider as sent, held to OpenAI's bounds, and refused where the model
+//! cannot honour them.
 
 use serde_json::{Value, json};
 
@@ -26,6 +27,9 @@ async fn sampling_settings_and_the_response_format_reach_the_provider_as_sent() 
         ("presence_penalty", json!(0.25)),
         ("frequency_penalty", json!(-1)),
         ("logprobs", json!(false)),
+        ("reasoning_effort", json!("low")),
+        ("user", json!("user-1234")),
+        ("logit_bias", json!({"50256": -100})),
         (
             "response_format",
             json!({"type": "json_schema", "json_schema": {"name": "count", "schema": schema, "strict": true}}),
@@ -47,6 +51,10 @@ async fn sampling_settings_and_the_response_format_reach_the_provider_as_sent() 
     assert_eq!(sent["frequency_penalty"], -1.0);
     assert_eq!(sent["response_format"], request["response_format"]);
     assert!(sent.get("logprobs").is_none(), "{sent}");
+    // Fields only OpenAI's API knows go to OpenAI-compatible servers as sent.
+    assert_eq!(sent["reasoning_effort"], "low");
+    assert_eq!(sent["user"], "user-1234");
+    assert_eq!(sent["logit_bias"], json!({"50256": -100}));
 
     let plain = post(&app, &token, "/v1/chat/completions", &ask("gpt-4o-mini")).await;
     assert_eq!(plain.status(), 200);

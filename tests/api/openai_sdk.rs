@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
-use crate::llm_mock::{COMPLETION_TOKENS, LlmMock, PROMPT_TOKENS, Reply};
+use crate::llm_mock::{COMPLETION_TOKENS, LlmMock, PROMPT_TOKENS, REFUSAL, Reply};
 use crate::openai_compat::app_with_mock;
 
 const SCRIPT: &str = r#"
@@ -83,6 +83,29 @@ for call in message.tool_calls:
     messages.append({"role": "tool", "tool_call_id": call.id, "content": "18C" if call.function.name == "get_weather" else "14:05"})
 answer = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools)
 out["answer_finish_reason"] = answer.choices[0].finish_reason
+print(json.dumps(out))
+"#;
+
+/// Structured outputs through the SDK's own helpers: `parse` with a Pydantic model, whole and
+/// streamed; prints what the SDK parsed, or the refusal it read.
+const PARSE_SCRIPT: &str = r#"
+import json, os
+from pydantic import BaseModel
+from openai import OpenAI
+
+class Count(BaseModel):
+    n: int
+
+client = OpenAI(base_url=os.environ["RAGD_BASE_URL"], api_key=os.environ["RAGD_API_KEY"], max_retries=0)
+messages = [{"role": "user", "content": "Count to three"}]
+out = {}
+message = client.chat.completions.parse(model="gpt-4o-mini", messages=messages, response_format=Count).choices[0].message
+out["parsed"] = message.parsed.n if message.parsed else None
+out["refusal"] = message.refusal
+with client.chat.completions.stream(model="gpt-4o-mini", messages=messages, response_format=Count) as stream:
+    message = stream.get_final_completion().choices[0].message
+out["streamed_parsed"] = message.parsed.n if message.parsed else None
+out["streamed_refusal"] = message.refusal
 print(json.dumps(out))
 "#;
 
@@ -197,4 +220,32 @@ async fn the_official_python_sdk_calls_tools_and_sends_their_results_back() {
     let out = run_sdk(&["python3", "-c", TOOLS_SCRIPT], &app, &api_key).await;
 
     assert_the_sdk_called_tools_and_sent_results_back(&out, &mock);
+}
+
+#[tokio::test]
+async fn the_official_python_sdk_parses_structured_answers_and_reads_refusals() {
+    if !sdk_available() {
+        return;
+    }
+    let (mock, app, api_key) = sdk_target(Reply::Answer("{\"n\": 3}")).await;
+
+    let out = run_sdk(&["python3", "-c", PARSE_SCRIPT], &app, &api_key).await;
+
+    assert_eq!(
+        out,
+        json!({"parsed": 3, "refusal": null, "streamed_parsed": 3, "streamed_refusal": null})
+    );
+    let format = &mock.requests()[0]["response_format"];
+    assert_eq!(format["type"], "json_schema", "{format}");
+    assert_eq!(format["json_schema"]["name"], "Count");
+    assert_eq!(format["json_schema"]["strict"], true);
+
+    let (_mock, app, api_key) = sdk_target(Reply::Refuses).await;
+
+    let out = run_sdk(&["python3", "-c", PARSE_SCRIPT], &app, &api_key).await;
+
+    assert_eq!(
+        out,
+        json!({"parsed": null, "refusal": REFUSAL, "streamed_parsed": null, "streamed_refusal": REFUSAL})
+    );
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::options::{ResponseFormatIn, SamplingIn, StopIn, response_format, sampling};
+use super::options::{
+    OpenAiFieldsIn, ResponseFormatIn, SamplingIn, StopIn, response_format, sampling,
+};
 use super::tools::{ToolCallIn, ToolChoiceIn, ToolIn, tools};
 use crate::http::error::FieldError;
 use crate::services::chat::{
@@ -69,8 +71,9 @@ fn default_top_k() -> u32 {
     DEFAULT_TOP_K
 }
 
-/// OpenAI's chat completion request; fields ragd does not use (`user`, `metadata`, `store`,
-/// `service_tier`...) are ignored.
+/// OpenAI's chat completion request. The fields only OpenAI's API knows (`reasoning_effort`,
+/// `user`, `logit_bias`...) go to OpenAI-compatible servers alone; fields ragd does not know
+/// are ignored.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionRequest {
     #[schema(example = "gpt-4o-mini")]
@@ -109,6 +112,8 @@ pub struct ChatCompletionRequest {
     /// ragd returns no log probabilities: only `false` is accepted.
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<u32>,
+    #[serde(flatten)]
+    pub openai_fields: OpenAiFieldsIn,
     /// OpenAI's deprecated function calling, refused with a pointer to `tools`.
     #[schema(value_type = Option<Vec<Object>>)]
     pub functions: Option<serde_json::Value>,
@@ -182,6 +187,7 @@ impl ChatCompletionRequest {
             tools: tools.map(Arc::new),
             sampling,
             response_format,
+            openai_fields: self.openai_fields.collected(),
             limits: &OPENAI_LIMITS,
         };
         if problems.is_empty() {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::limit::Reservation;
 use super::usage::UsageRecorder;
-use crate::services::llm::{ChatMessage, Tools, Usage, tokens};
+use crate::services::llm::{ChatMessage, Usage, tokens};
 use crate::store::UsageEvent;
 
 /// How a call ended, as stored in `usage_events.outcome`.
@@ -35,10 +35,11 @@ pub enum PromptTokens {
     /// Counted before the call (the window or the token limit needed it).
     Counted(u32),
     /// Not counted: only a call that ends without the provider's usage counts it, at the end,
-    /// from the request's messages and tools (shared with the request, not copied).
+    /// from the request's messages (shared with the request, not copied) and the text of its
+    /// tools and schema ([`tokens::definitions`], usually empty).
     Uncounted {
         messages: Arc<[ChatMessage]>,
-        tools: Option<Arc<Tools>>,
+        definitions: String,
     },
 }
 
@@ -46,9 +47,10 @@ impl PromptTokens {
     fn count(&self, model: &str) -> u32 {
         match self {
             Self::Counted(count) => *count,
-            Self::Uncounted { messages, tools } => {
-                tokens::count_prompt(model, messages, tools.as_deref())
-            }
+            Self::Uncounted {
+                messages,
+                definitions,
+            } => tokens::count_prompt(model, messages, definitions),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Token budgeting: a prompt and its answer must fit the model's context window. Sources
 //! are dropped from the end (the least relevant first) before a request is refused.
 
-use crate::services::llm::{ChatMessage, Tools, tokens};
+use crate::services::llm::{ChatMessage, tokens};
 use crate::services::retrieval::Citation;
 
 /// Used for models not in [`WINDOWS`]: what current open models served by vLLM, llama.cpp
@@ -58,24 +58,23 @@ pub struct Fitted<P> {
 }
 
 /// Keeps as many of `citations` (best first) as fit, in the prompt `build` renders for them,
-/// next to the `tools` offered and `max_tokens` of answer in `model`'s window; the prompt is
-/// built once per number of sources tried and the one that fits is returned, not built again.
+/// next to the prompt's `definitions` (tools and schema, [`tokens::definitions`]) and
+/// `max_tokens` of answer in `model`'s window; the prompt is built once per number of sources
+/// tried and the one that fits is returned, not built again.
 pub fn fit<P: AsRef<[ChatMessage]>>(
     model: &str,
     max_tokens: u32,
-    tools: Option<&Tools>,
+    definitions: &str,
     citations: &[Citation],
     build: impl Fn(&[Citation]) -> P,
 ) -> Result<Fitted<P>, TooLong> {
     let window = context_window(model);
     let available = window.saturating_sub(max_tokens);
-    // The tools are the same whatever sources are kept: rendered once, counted at most once.
-    let tools_text = tools.map(Tools::counted_text).unwrap_or_default();
-    let tools_bound = u32::try_from(tools_text.len()).unwrap_or(u32::MAX);
-    let mut tools_tokens = None;
+    // The definitions are the same whatever sources are kept: counted at most once.
+    let mut definitions_tokens = None;
     let mut kept = citations.len();
     let mut prompt = build(citations);
-    if tokens::upper_bound(prompt.as_ref(), None).saturating_add(tools_bound) <= available {
+    if tokens::upper_bound(prompt.as_ref(), definitions) <= available {
         return Ok(Fitted {
             kept,
             tokens: None,
@@ -83,10 +82,10 @@ pub fn fit<P: AsRef<[ChatMessage]>>(
         });
     }
     loop {
-        let tools_tokens =
-            *tools_tokens.get_or_insert_with(|| tokens::count_text(model, &tools_text));
+        let definitions_tokens =
+            *definitions_tokens.get_or_insert_with(|| tokens::count_text(model, definitions));
         let prompt_tokens =
-            tokens::count_messages(model, prompt.as_ref()).saturating_add(tools_tokens);
+            tokens::count_messages(model, prompt.as_ref()).saturating_add(definitions_tokens);
         if prompt_tokens <= available {
             return Ok(Fitted {
                 kept,
@@ -113,7 +112,7 @@ mod tests {
 
     use super::*;
     use crate::services::chat::prompt::grounded;
-    use crate::services::llm::{LOCAL_MODEL, Role, Tool};
+    use crate::services::llm::{LOCAL_MODEL, ResponseFormat, Role, Tool, Tools};
 
     fn citation(text: &str) -> Citation {
         Citation {
@@ -146,7 +145,7 @@ mod tests {
             citation(&"beta ".repeat(4000)),
         ];
 
-        let fitted = fit("gpt-4", 1024, None, &sources, build).unwrap();
+        let fitted = fit("gpt-4", 1024, "", &sources, build).unwrap();
         assert_eq!(fitted.kept, 1);
         assert!(fitted.tokens.unwrap() + 1024 <= 8_192);
         assert_eq!(
@@ -159,12 +158,12 @@ mod tests {
             Some(tokens::count_messages("gpt-4", &fitted.prompt.messages))
         );
 
-        let fitted = fit("gpt-4o", 1024, None, &sources, build).unwrap();
+        let fitted = fit("gpt-4o", 1024, "", &sources, build).unwrap();
         assert_eq!(fitted.kept, 2);
         assert_eq!(fitted.tokens, None, "its bytes fit 128k: not tokenized");
 
         let huge = vec![ChatMessage::new(Role::User, "word ".repeat(9000))];
-        let refused = fit("gpt-4", 1024, None, &sources, |kept: &[Citation]| {
+        let refused = fit("gpt-4", 1024, "", &sources, |kept: &[Citation]| {
             grounded(&huge, kept)
         })
         .unwrap_err();
@@ -175,13 +174,13 @@ mod tests {
     #[test]
     fn a_prompt_is_tokenized_only_when_its_bytes_do_not_already_fit() {
         let short = vec![ChatMessage::new(Role::User, "What is ownership?")];
-        let fitted = fit("gpt-4", 1024, None, &[], |_| short.clone()).unwrap();
+        let fitted = fit("gpt-4", 1024, "", &[], |_| short.clone()).unwrap();
         assert_eq!((fitted.kept, fitted.tokens), (0, None));
 
         // 15,000 bytes but about 3,000 tokens: over the byte bound of 8,192 - 1,024, within
         // the window by count.
         let long = vec![ChatMessage::new(Role::User, "word ".repeat(3000))];
-        let fitted = fit("gpt-4", 1024, None, &[], |_| long.clone()).unwrap();
+        let fitted = fit("gpt-4", 1024, "", &[], |_| long.clone()).unwrap();
         assert_eq!(fitted.kept, 0);
         assert_eq!(fitted.tokens, Some(tokens::count_messages("gpt-4", &long)));
     }
@@ -200,12 +199,13 @@ mod tests {
                 .collect(),
             ..Tools::default()
         };
-        let fitted = fit("gpt-4", 4096, Some(&tools), &[], |_| question.clone()).unwrap();
+        let defined = tokens::definitions(Some(&tools), &ResponseFormat::Text);
+        let fitted = fit("gpt-4", 4096, &defined, &[], |_| question.clone()).unwrap();
         assert_eq!(
             fitted.tokens,
-            Some(tokens::count_prompt("gpt-4", &question, Some(&tools)))
+            Some(tokens::count_prompt("gpt-4", &question, &defined))
         );
-        let refused = fit("gpt-4", 7000, Some(&tools), &[], |_| question.clone()).unwrap_err();
+        let refused = fit("gpt-4", 7000, &defined, &[], |_| question.clone()).unwrap_err();
         assert!(refused.prompt_tokens > 1192, "{refused:?}");
     }
 }

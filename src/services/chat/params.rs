@@ -5,7 +5,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::http::error::FieldError;
-use crate::services::llm::{ChatMessage, ResponseFormat, Role, Sampling, Tools};
+use crate::services::llm::{ChatMessage, OpenAiFields, ResponseFormat, Role, Sampling, Tools};
 
 pub const MAX_MESSAGES: usize = 100;
 pub const MAX_CONTENT_CHARS: usize = 10_000;
@@ -68,6 +68,8 @@ pub struct ChatParams {
     /// `top_p`, `stop`, `seed`, penalties (the OpenAI-compatible route's; defaults elsewhere).
     pub sampling: Sampling,
     pub response_format: ResponseFormat,
+    /// What only OpenAI-compatible servers receive (`reasoning_effort`, `user`...).
+    pub openai_fields: Option<OpenAiFields>,
     pub limits: &'static ChatLimits,
 }
 
@@ -155,6 +157,7 @@ mod tests {
             tools: None,
             sampling: Sampling::default(),
             response_format: ResponseFormat::default(),
+            openai_fields: None,
             limits: &RAGD_LIMITS,
         }
     }

@@ -55,6 +55,8 @@ pub struct ChatAnswer {
     pub text: String,
     /// The tools the model called (it then waits for their results).
     pub tool_calls: Vec<ToolCall>,
+    /// Why the model declined a structured answer.
+    pub refusal: Option<String>,
     pub citations: Vec<Citation>,
     pub usage: Usage,
     /// Whether the answer ended or was cut at `max_tokens`.
@@ -137,6 +139,7 @@ impl ChatService {
             overhead: overhead(account.elapsed(), upstream),
             text: routed.value.text,
             tool_calls: routed.value.tool_calls,
+            refusal: routed.value.refusal,
             finish: routed.value.finish,
             citations,
             usage,
@@ -228,10 +231,14 @@ impl ChatService {
             }
             None => Vec::new(),
         };
-        let tools = params.tools.as_deref();
-        let fitted = budget::fit(&model, params.max_tokens, tools, &citations, |kept| {
-            grounded(&params.messages, kept)
-        })
+        let definitions = tokens::definitions(params.tools.as_deref(), &params.response_format);
+        let fitted = budget::fit(
+            &model,
+            params.max_tokens,
+            &definitions,
+            &citations,
+            |kept| grounded(&params.messages, kept),
+        )
         .map_err(ChatError::ContextTooLong)?;
         citations.truncate(fitted.kept);
         let counted = fitted.tokens;
@@ -242,11 +249,11 @@ impl ChatService {
         let prompt = match (counted, &self.tokens) {
             (Some(count), _) => PromptTokens::Counted(count),
             (None, Some(_)) => {
-                PromptTokens::Counted(tokens::count_prompt(&model, &messages, tools))
+                PromptTokens::Counted(tokens::count_prompt(&model, &messages, &definitions))
             }
             (None, None) => PromptTokens::Uncounted {
                 messages: messages.clone(),
-                tools: params.tools.clone(),
+                definitions,
             },
         };
         let reservation = match &prompt {
@@ -280,6 +287,7 @@ impl ChatService {
                 tools: params.tools,
                 sampling: params.sampling,
                 response_format: params.response_format,
+                openai_fields: params.openai_fields,
             },
             model,
             citations,
@@ -417,6 +425,7 @@ mod tests {
             tools: None,
             sampling: Default::default(),
             response_format: Default::default(),
+            openai_fields: None,
             limits: &RAGD_LIMITS,
         }
     }

@@ -30,6 +30,8 @@ pub enum ChatEvent {
     Token(String),
     /// A piece of a tool call.
     ToolCall(ToolCallDelta),
+    /// A piece of the model's refusal of a structured answer.
+    Refusal(String),
     /// The last event of a complete answer.
     Done(ChatSummary),
     /// The last event of an answer the provider broke off.
@@ -76,6 +78,10 @@ impl Stream for AnswerStream {
             Some(Ok(StreamEvent::Token(text))) => {
                 this.account.token();
                 return Poll::Ready(Some(ChatEvent::Token(text)));
+            }
+            Some(Ok(StreamEvent::Refusal(text))) => {
+                this.account.token();
+                return Poll::Ready(Some(ChatEvent::Refusal(text)));
             }
             Some(Ok(StreamEvent::ToolCall(delta))) => {
                 this.account.token();

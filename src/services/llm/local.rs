@@ -223,6 +223,7 @@ impl LlmProvider for LocalProvider {
             usage: usage(req, &text),
             text,
             tool_calls: Vec::new(),
+            refusal: None,
             model: MODEL_NAME.to_owned(),
             finish: FinishReason::Stop,
         })
@@ -277,6 +278,7 @@ mod tests {
             tools: None,
             sampling: Sampling::default(),
             response_format: ResponseFormat::default(),
+            openai_fields: None,
         }
     }
 

@@ -108,6 +108,11 @@ impl MeteredStream {
                 self.answer.push_str(&text);
                 Some(Ok(StreamEvent::Token(text)))
             }
+            Ok(StreamEvent::Refusal(text)) => {
+                self.generating();
+                self.answer.push_str(&text);
+                Some(Ok(StreamEvent::Refusal(text)))
+            }
             Ok(StreamEvent::ToolCall(delta)) => {
                 self.generating();
                 if let Some(name) = &delta.name {

@@ -33,7 +33,7 @@ pub use error::ProviderError;
 pub use gateway::{LlmGateway, LlmSettings, Routed};
 pub use local::LOCAL_MODEL;
 pub use metered::MeteredStream;
-pub use options::{JsonSchemaFormat, ResponseFormat, Sampling};
+pub use options::{JsonSchemaFormat, OpenAiFields, ResponseFormat, Sampling};
 pub use tools::{Tool, ToolCall, ToolCallDelta, ToolChoice, Tools};
 
 /// The provider a model name routes to (`openai`, `anthropic`, `ollama`, `local`).
@@ -106,12 +106,16 @@ pub struct CompletionRequest {
     pub tools: Option<Arc<Tools>>,
     pub sampling: Sampling,
     pub response_format: ResponseFormat,
+    /// `None`: the client sent none of them.
+    pub openai_fields: Option<OpenAiFields>,
 }
 
 impl CompletionRequest {
-    /// The prompt's tokens by the model's tokenizer: the messages and the tools offered.
+    /// The prompt's tokens by the model's tokenizer: the messages, the tools offered and the
+    /// answer's schema.
     pub fn prompt_tokens(&self) -> u32 {
-        tokens::count_prompt(&self.model, &self.messages, self.tools.as_deref())
+        let definitions = tokens::definitions(self.tools.as_deref(), &self.response_format);
+        tokens::count_prompt(&self.model, &self.messages, &definitions)
     }
 
     /// Usage counted locally, for an answer whose provider reported none; `answer` is the
@@ -152,15 +156,19 @@ pub enum FinishReason {
     Length,
     /// The model called tools and waits for their results.
     ToolCalls,
+    /// The provider's safety system stopped or refused the answer.
+    ContentFilter,
 }
 
 impl FinishReason {
     /// From a provider's own word: OpenAI's and Ollama's `length`, Anthropic's `max_tokens`;
-    /// OpenAI's `tool_calls` (and its older `function_call`), Anthropic's `tool_use`.
+    /// OpenAI's `tool_calls` (and its older `function_call`), Anthropic's `tool_use`; OpenAI's
+    /// `content_filter`, Anthropic's `refusal`.
     pub fn from_provider(reason: Option<&str>) -> Self {
         match reason {
             Some("length" | "max_tokens") => Self::Length,
             Some("tool_calls" | "function_call" | "tool_use") => Self::ToolCalls,
+            Some("content_filter" | "refusal") => Self::ContentFilter,
             _ => Self::Stop,
         }
     }
@@ -180,6 +188,7 @@ impl FinishReason {
             Self::Stop => "stop",
             Self::Length => "length",
             Self::ToolCalls => "tool_calls",
+            Self::ContentFilter => "content_filter",
         }
     }
 }
@@ -190,6 +199,8 @@ pub struct Completion {
     pub text: String,
     /// The tools the model called, in order (empty when it answered in text alone).
     pub tool_calls: Vec<ToolCall>,
+    /// Why the model declined a structured answer, in its words (OpenAI's `refusal`).
+    pub refusal: Option<String>,
     pub usage: Usage,
     /// The model name the provider reports having used.
     pub model: String,
@@ -202,6 +213,8 @@ pub enum StreamEvent {
     Token(String),
     /// A piece of a tool call.
     ToolCall(ToolCallDelta),
+    /// A piece of the model's refusal of a structured answer (OpenAI's `delta.refusal`).
+    Refusal(String),
     /// `usage` is `None` when the provider reported none; the gateway then counts the tokens
     /// itself, so streams from [`LlmGateway::stream`] always carry `Some`.
     Done {
@@ -245,4 +258,32 @@ pub struct EmbeddingOutput {
 pub trait RemoteEmbedder: Send + Sync {
     async fn embed(&self, model: &str, inputs: &[String])
     -> Result<EmbeddingOutput, ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FinishReason;
+
+    #[test]
+    fn each_providers_reason_takes_openais_spelling() {
+        for (reason, spelled) in [
+            (None, "stop"),
+            (Some("end_turn"), "stop"),
+            (Some("length"), "length"),
+            (Some("max_tokens"), "length"),
+            (Some("tool_calls"), "tool_calls"),
+            (Some("tool_use"), "tool_calls"),
+            (Some("content_filter"), "content_filter"),
+            (Some("refusal"), "content_filter"),
+        ] {
+            assert_eq!(
+                FinishReason::from_provider(reason).as_openai(),
+                spelled,
+                "{reason:?}"
+            );
+        }
+        assert_eq!(FinishReason::Stop.with_calls(true), FinishReason::ToolCalls);
+        assert_eq!(FinishReason::Length.with_calls(true), FinishReason::Length);
+        assert_eq!(FinishReason::Stop.with_calls(false), FinishReason::Stop);
+    }
 }

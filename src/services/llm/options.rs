@@ -24,6 +24,11 @@ pub struct Sampling {
     pub frequency_penalty: Option<f32>,
 }
 
+/// Fields of OpenAI's chat completions that only OpenAI and the servers that speak its API
+/// know (`reasoning_effort`, `user`, `logit_bias`...), sent to them as the client wrote them.
+/// The other providers have no equivalent and do not receive them.
+pub type OpenAiFields = Arc<serde_json::Map<String, Value>>;
+
 /// What shape the answer's text must have.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum ResponseFormat {
@@ -41,17 +46,14 @@ impl ResponseFormat {
         !matches!(self, Self::Text)
     }
 
-    /// The schema the answer must follow: the client's, or any object for JSON mode.
+    /// The schema the answer must follow: the client's, or any object for JSON mode (and for a
+    /// JSON schema format that gives no schema).
     pub fn schema(&self) -> Option<Value> {
+        let any_object = || serde_json::json!({"type": "object", "additionalProperties": true});
         match self {
             Self::Text => None,
-            Self::JsonObject => Some(serde_json::json!({"type": "object"})),
-            Self::JsonSchema(format) => Some(
-                format
-                    .schema
-                    .clone()
-                    .unwrap_or_else(|| serde_json::json!({"type": "object"})),
-            ),
+            Self::JsonObject => Some(any_object()),
+            Self::JsonSchema(format) => Some(format.schema.clone().unwrap_or_else(any_object)),
         }
     }
 }

@@ -103,6 +103,7 @@ pub fn user_request(model: &str, question: &str) -> CompletionRequest {
         tools: None,
         sampling: Sampling::default(),
         response_format: ResponseFormat::default(),
+        openai_fields: None,
     }
 }
 

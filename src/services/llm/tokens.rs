@@ -11,7 +11,7 @@
 use tiktoken_rs::{CoreBPE, cl100k_base_singleton, o200k_base_singleton};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-use super::{ChatMessage, Tools};
+use super::{ChatMessage, ResponseFormat, Tools};
 
 /// Tokens OpenAI adds around every chat message (role and separators).
 const TOKENS_PER_MESSAGE: u32 = 3;
@@ -101,22 +101,31 @@ pub fn count_messages(model: &str, messages: &[ChatMessage]) -> u32 {
     })
 }
 
-/// Tokens a whole prompt costs: its messages and the definitions of the tools it offers.
-pub fn count_prompt(model: &str, messages: &[ChatMessage], tools: Option<&Tools>) -> u32 {
-    let tools = tools.map_or(0, |tools| count_text(model, &tools.counted_text()));
-    count_messages(model, messages).saturating_add(tools)
+/// The text of what a prompt defines beside its messages: the tools it offers and the schema
+/// its answer must follow. Providers bill both as prompt tokens, and both take room in the
+/// context window (Anthropic receives the schema as a tool).
+pub fn definitions(tools: Option<&Tools>, format: &ResponseFormat) -> String {
+    let mut text = tools.map(Tools::counted_text).unwrap_or_default();
+    if let Some(schema) = format.schema() {
+        text.push_str(&schema.to_string());
+    }
+    text
+}
+
+/// Tokens a whole prompt costs: its messages and its [`definitions`].
+pub fn count_prompt(model: &str, messages: &[ChatMessage], definitions: &str) -> u32 {
+    count_messages(model, messages).saturating_add(count_text(model, definitions))
 }
 
 /// At least [`count_prompt`] for any model, without tokenizing: every token of a byte-level
 /// BPE (cl100k, o200k) stands for at least one byte of UTF-8, so a text has no more tokens than
 /// bytes. Enough to know that a prompt fits a window without paying for an exact count.
-pub fn upper_bound(messages: &[ChatMessage], tools: Option<&Tools>) -> u32 {
-    let tools = tools.map_or(0, |tools| saturating_u32(tools.counted_text().len()));
+pub fn upper_bound(messages: &[ChatMessage], definitions: &str) -> u32 {
     messages
         .iter()
         .map(|message| saturating_u32(message_bytes(message)).saturating_add(TOKENS_PER_MESSAGE))
         .fold(REPLY_PRIMING_TOKENS, u32::saturating_add)
-        .saturating_add(tools)
+        .saturating_add(saturating_u32(definitions.len()))
 }
 
 #[cfg(test)]
@@ -158,7 +167,7 @@ mod tests {
                 ChatMessage::new(Role::User, text),
             ];
             for model in ["gpt-4", "gpt-4o-mini", "ollama/llama3.2"] {
-                assert!(upper_bound(&messages, None) >= count_messages(model, &messages));
+                assert!(upper_bound(&messages, "") >= count_messages(model, &messages));
             }
         }
     }
@@ -210,12 +219,13 @@ mod tests {
         let without_calls = count_messages("gpt-4o", &messages[..1]) + TOKENS_PER_MESSAGE;
         let messages_only = count_messages("gpt-4o", &messages);
         assert!(messages_only > without_calls + 5, "{messages_only}");
-        let with_tools = count_prompt("gpt-4o", &messages, Some(&tools));
-        assert_eq!(
-            with_tools,
-            messages_only + count_text("gpt-4o", &tools.counted_text())
-        );
-        assert!(upper_bound(&messages, Some(&tools)) >= with_tools);
+        let schema = ResponseFormat::JsonObject;
+        let defined = definitions(Some(&tools), &schema);
+        assert!(defined.starts_with(&tools.counted_text()) && defined.contains("object"));
+        let with_tools = count_prompt("gpt-4o", &messages, &defined);
+        assert_eq!(with_tools, messages_only + count_text("gpt-4o", &defined));
+        assert!(upper_bound(&messages, &defined) >= with_tools);
+        assert_eq!(definitions(None, &ResponseFormat::Text), "");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use serde_json::Value;
 
-use self::request::{MessagesBody, json_tool};
+use self::request::{MessagesBody, check_format, json_tool};
 use super::framing::{Frame, decode_events, sse_events};
 use super::http::{Endpoint, LlmHttp, Upstream, safe_message};
 use super::{
@@ -63,14 +63,10 @@ impl AnthropicProvider {
         req: &CompletionRequest,
         stream: bool,
     ) -> Result<Upstream, ProviderError> {
-        if req.response_format.is_json() && req.tools.is_some() {
-            // The JSON answer is itself a tool the model must call: it cannot also choose
-            // among the client's tools.
-            return Err(ProviderError::Unsupported {
-                provider: PROVIDER,
-                operation: "a JSON response_format together with tools",
-            });
-        }
+        check_format(&req.response_format).map_err(|operation| ProviderError::Unsupported {
+            provider: PROVIDER,
+            operation,
+        })?;
         let builder = self
             .authorized(self.messages.post(self.http.client()))
             .json(&MessagesBody::new(req, stream));
@@ -219,11 +215,20 @@ impl StreamState {
     }
 }
 
-/// Why the answer ended; a JSON answer written through its tool ended (`tool_use`) whole.
-fn finish(reason: &str, json_answer: bool) -> FinishReason {
+/// Why the answer ended. In JSON mode the answer is written through a tool, so `tool_use`
+/// means the answer ended whole, unless the model also `called` one of the client's tools.
+fn finish(reason: &str, json_answer: bool, called: bool) -> FinishReason {
     match FinishReason::from_provider(Some(reason)) {
-        FinishReason::ToolCalls if json_answer => FinishReason::Stop,
+        FinishReason::ToolCalls if json_answer && !called => FinishReason::Stop,
         finish => finish,
+    }
+}
+
+/// A tool call's input as the JSON text of its arguments (`{}` for none).
+fn input_text(input: Value) -> String {
+    match input {
+        Value::Null => "{}".to_owned(),
+        input => input.to_string(),
     }
 }
 
@@ -248,24 +253,33 @@ fn decode_event(data: &str, state: &mut StreamState) -> Result<Frame, ProviderEr
             state.output_tokens = Some(message.usage.output_tokens);
             Frame::Ignore
         }
+        // The answer's own tool, in JSON mode: its input is the answer's text. A second call
+        // of it is not registered, so its pieces are dropped (the answer is the first).
         StreamPayload::ContentBlockStart {
             index,
             content_block: StartedBlock::ToolUse { name, .. },
         } if state.json_tool.as_ref() == Some(&name) => {
-            state.json_block = Some((index, false));
+            if state.json_block.is_none() {
+                state.json_block = Some((index, false));
+            }
             Frame::Ignore
         }
         StreamPayload::ContentBlockDelta {
             index,
             delta: BlockDelta::InputJsonDelta { partial_json },
         } if state.json_block.is_some_and(|(block, _)| block == index) => {
-            state.json_block = Some((index, true));
             if partial_json.is_empty() {
                 Frame::Ignore
             } else {
+                state.json_block = Some((index, true));
                 Frame::Token(partial_json)
             }
         }
+        // In JSON mode the answer is the tool's input alone: text around it would break it.
+        StreamPayload::ContentBlockDelta {
+            delta: BlockDelta::TextDelta { .. },
+            ..
+        } if state.json_tool.is_some() => Frame::Ignore,
         StreamPayload::ContentBlockStop { index }
             if state.json_block.is_some_and(|(block, _)| block == index) =>
         {
@@ -316,7 +330,8 @@ fn decode_event(data: &str, state: &mut StreamState) -> Result<Frame, ProviderEr
                 state.output_tokens = Some(reported.output_tokens);
             }
             if let Some(reason) = delta.and_then(|delta| delta.stop_reason) {
-                state.finish = finish(&reason, state.json_tool.is_some());
+                let called = !state.tool_blocks.is_empty();
+                state.finish = finish(&reason, state.json_tool.is_some(), called);
             }
             Frame::Ignore
         }
@@ -346,39 +361,41 @@ impl LlmProvider for AnthropicProvider {
     async fn complete(&self, req: &CompletionRequest) -> Result<Completion, ProviderError> {
         let response: MessageResponse = self.post_messages(req, false).await?.json().await?;
         let answer_tool = json_tool(&req.response_format);
+        let mut answered = false;
         let mut text = String::new();
         let mut tool_calls = Vec::new();
         for block in response.content {
             match block {
-                ContentBlock::Text { text: part } => text.push_str(&part),
-                // The tool a JSON answer is written through: its input is the answer.
+                ContentBlock::Text { text: part } if answer_tool.is_none() => text.push_str(&part),
+                ContentBlock::Text { .. } => {}
+                // The tool a JSON answer is written through: its (first) input is the answer,
+                // and text around it would break it.
                 ContentBlock::ToolUse { name, input, .. } if answer_tool == Some(&name) => {
-                    text = match input {
-                        Value::Null => "{}".to_owned(),
-                        input => input.to_string(),
-                    };
+                    if !answered {
+                        text = input_text(input);
+                        answered = true;
+                    }
                 }
                 ContentBlock::ToolUse { id, name, input } => tool_calls.push(ToolCall {
                     id,
                     name,
-                    arguments: match input {
-                        Value::Null => "{}".to_owned(),
-                        input => input.to_string(),
-                    },
+                    arguments: input_text(input),
                 }),
                 ContentBlock::Other => {}
             }
         }
+        let called = !tool_calls.is_empty();
         Ok(Completion {
             text,
             tool_calls,
+            refusal: None,
             usage: Usage::new(response.usage.input_tokens, response.usage.output_tokens),
             model: response.model.unwrap_or_else(|| req.model.clone()),
             finish: response
                 .stop_reason
                 .as_deref()
                 .map_or(FinishReason::Stop, |reason| {
-                    finish(reason, answer_tool.is_some())
+                    finish(reason, answer_tool.is_some(), called)
                 }),
         })
     }
@@ -631,7 +648,7 @@ mod tests {
         assert_eq!(completion.finish, FinishReason::Stop);
         assert_eq!(
             captured.last().1["tool_choice"],
-            json!({"type": "tool", "name": "json_answer"})
+            json!({"type": "tool", "name": "json_answer", "disable_parallel_tool_use": true})
         );
 
         let (provider, _) = mock_messages(|| {
@@ -663,11 +680,68 @@ mod tests {
             ]
         );
 
-        request.tools = Some(std::sync::Arc::new(crate::services::llm::Tools::default()));
+        request.response_format = crate::services::llm::ResponseFormat::JsonSchema(
+            std::sync::Arc::new(crate::services::llm::JsonSchemaFormat {
+                name: "names".into(),
+                description: None,
+                schema: Some(json!({"type": "array", "items": {"type": "string"}})),
+                strict: None,
+            }),
+        );
         let refused = provider.complete(&request).await.unwrap_err();
         assert!(
             matches!(refused, ProviderError::Unsupported { .. }),
             "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_streamed_json_answer_is_the_first_answer_calls_input_alone() {
+        let (provider, _) = mock_messages(|| {
+            let start = |index: u32, id: &str| {
+                event("content_block_start", json!({"type": "content_block_start", "index": index,
+                    "content_block": {"type": "tool_use", "id": id, "name": "json_answer", "input": {}}}))
+            };
+            let input = |index: u32, partial: &str| {
+                event("content_block_delta", json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": partial}}))
+            };
+            let stop = |index: u32| {
+                event("content_block_stop", json!({"type": "content_block_stop", "index": index}))
+            };
+            sse(vec![
+                message_start(),
+                event("content_block_start", json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}})),
+                text_delta("Sure! "),
+                stop(0),
+                start(1, "toolu_1"),
+                // An empty object streams as one empty piece.
+                input(1, ""),
+                stop(1),
+                start(2, "toolu_2"),
+                input(2, "{\"again\": true}"),
+                stop(2),
+                event("message_delta", json!({"type": "message_delta",
+                    "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}})),
+                event("message_stop", json!({"type": "message_stop"})),
+            ])
+        })
+        .await;
+        let mut request = user_request("claude-x", "Nothing, as JSON");
+        request.response_format = crate::services::llm::ResponseFormat::JsonObject;
+
+        let events = streamed_answer(&provider, &request).await;
+
+        assert_eq!(
+            events,
+            [
+                StreamEvent::Token("{}".into()),
+                StreamEvent::Done {
+                    usage: Some(Usage::new(25, 9)),
+                    finish: FinishReason::Stop
+                },
+            ]
         );
     }
 

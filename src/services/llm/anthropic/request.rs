@@ -36,8 +36,8 @@ pub struct MessagesBody<'a> {
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f32>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stop_sequences: Vec<&'a str>,
     stream: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<Value>,
@@ -87,14 +87,9 @@ impl<'a> MessagesBody<'a> {
                 });
             }
         }
-        let (tools, tool_choice) = match (json_tool(&req.response_format), req.tools.as_deref()) {
-            (Some(name), _) => answer_tool(name, &req.response_format),
-            (None, Some(tools)) => (
-                tools.definitions.iter().map(tool).collect(),
-                tool_choice(tools),
-            ),
-            (None, None) => history_tools(&req.messages),
-        };
+        let (tools, tool_choice) = tools_and_choice(req);
+        // Current Claude models refuse a request that sets both temperature and top_p.
+        let top_p = req.sampling.top_p.filter(|_| req.temperature.is_none());
         Self {
             model: &req.model,
             max_tokens: req.max_tokens,
@@ -103,8 +98,15 @@ impl<'a> MessagesBody<'a> {
             temperature: req
                 .temperature
                 .map(|temperature| temperature.clamp(0.0, MAX_TEMPERATURE)),
-            top_p: req.sampling.top_p,
-            stop_sequences: &req.sampling.stop,
+            top_p,
+            // Anthropic refuses a stop sequence of white space alone (OpenAI clients send "\n").
+            stop_sequences: req
+                .sampling
+                .stop
+                .iter()
+                .filter(|sequence| !sequence.trim().is_empty())
+                .map(String::as_str)
+                .collect(),
             stream,
             tools,
             tool_choice,
@@ -175,10 +177,61 @@ fn tool(tool: &Tool) -> Value {
     wire
 }
 
-/// The one tool a JSON answer is written through, and the choice that makes the model call it.
-fn answer_tool(name: &str, format: &ResponseFormat) -> (Vec<Value>, Option<Value>) {
-    let mut schema = format.schema().unwrap_or_else(|| json!({"type": "object"}));
-    if let Value::Object(fields) = &mut schema {
+/// Whether Anthropic can be asked for this request's answer at all: a JSON answer is the input
+/// of a tool, and a tool's input must be an object.
+pub fn check_format(format: &ResponseFormat) -> Result<(), &'static str> {
+    let root = format.schema();
+    match root.as_ref().and_then(|schema| schema.get("type")) {
+        Some(kind) if kind != "object" => Err(
+            "a JSON schema whose root is not an object (Anthropic writes JSON as a tool's input)",
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The tools the model is offered and the choice it has among them. A JSON answer is one more
+/// tool: forced when no other may be called, else one of those the model must choose from
+/// (its answer, or a call of the client's tools). A call the client requires leaves no room
+/// for a JSON answer. The tools called earlier in the conversation are defined too, bare:
+/// Anthropic refuses `tool_use` blocks for tools it does not know.
+fn tools_and_choice(req: &CompletionRequest) -> (Vec<Value>, Option<Value>) {
+    let offered = req.tools.as_deref();
+    let mut tools: Vec<Value> = offered.map_or_else(Vec::new, |offered| {
+        offered.definitions.iter().map(tool).collect()
+    });
+    let answer = json_tool(&req.response_format)
+        .filter(|_| !offered.is_some_and(|offered| offered.choice.forces_a_call()));
+    let mut choice = match (answer, offered) {
+        (Some(name), _) => {
+            tools.push(answer_tool(name, &req.response_format));
+            let may_call = offered.is_some_and(|offered| offered.choice == ToolChoice::Auto);
+            let parallel = offered.is_none_or(|offered| offered.parallel_calls != Some(false));
+            let mut choice = if may_call {
+                json!({"type": "any"})
+            } else {
+                json!({"type": "tool", "name": name})
+            };
+            if !(may_call && parallel) {
+                choice["disable_parallel_tool_use"] = json!(true);
+            }
+            Some(choice)
+        }
+        (None, Some(offered)) => tool_choice(offered),
+        (None, None) => None,
+    };
+    let history = history_tools(&req.messages, &tools);
+    if !history.is_empty() {
+        tools.extend(history);
+        // A conversation offering no tools may not call the ones it called before.
+        choice = choice.or_else(|| offered.is_none().then(|| json!({"type": "none"})));
+    }
+    (tools, choice)
+}
+
+/// The tool a JSON answer is written through: its input schema is the answer's.
+fn answer_tool(name: &str, format: &ResponseFormat) -> Value {
+    let mut schema = format.schema();
+    if let Some(Value::Object(fields)) = &mut schema {
         fields
             .entry("type")
             .or_insert_with(|| Value::String("object".to_owned()));
@@ -187,29 +240,25 @@ fn answer_tool(name: &str, format: &ResponseFormat) -> (Vec<Value>, Option<Value
         ResponseFormat::JsonSchema(format) => format.description.clone(),
         _ => None,
     }
-    .unwrap_or_else(|| "Give the answer as this tool's input.".to_owned());
-    let tool = json!({"name": name, "description": description, "input_schema": schema});
-    (vec![tool], Some(json!({"type": "tool", "name": name})))
+    .unwrap_or_else(|| "Put your whole answer, as JSON, in this tool's input.".to_owned());
+    json!({"name": name, "description": description, "input_schema": schema})
 }
 
-/// For a conversation that holds tool calls but offers no tools (a client summing up a
-/// finished exchange): Anthropic refuses `tool_use` and `tool_result` blocks unless tools are
-/// defined, so the tools called are defined again, bare, and may not be called now.
-fn history_tools(messages: &[ChatMessage]) -> (Vec<Value>, Option<Value>) {
+/// The tools called earlier in the conversation and not among `defined`, bare.
+fn history_tools(messages: &[ChatMessage], defined: &[Value]) -> Vec<Value> {
     let mut names: Vec<&str> = Vec::new();
     for call in messages.iter().flat_map(|message| &message.tool_calls) {
-        if !names.contains(&call.name.as_str()) {
+        let known = defined
+            .iter()
+            .any(|tool| tool["name"] == call.name.as_str());
+        if !known && !names.contains(&call.name.as_str()) {
             names.push(&call.name);
         }
     }
-    if names.is_empty() {
-        return (Vec::new(), None);
-    }
-    let tools = names
+    names
         .into_iter()
         .map(|name| json!({"name": name, "input_schema": {"type": "object"}}))
-        .collect();
-    (tools, Some(json!({"type": "none"})))
+        .collect()
 }
 
 /// Anthropic's `tool_choice`, sent only when it is not the default (`auto`, parallel calls
@@ -248,6 +297,7 @@ mod tests {
             tools: tools.map(Arc::new),
             sampling: Sampling::default(),
             response_format: ResponseFormat::default(),
+            openai_fields: None,
         }
     }
 
@@ -388,12 +438,12 @@ mod tests {
         let body = body(&req);
         assert_eq!(
             body["tools"],
-            json!([{"name": "count", "description": "Give the answer as this tool's input.",
+            json!([{"name": "count", "description": "Put your whole answer, as JSON, in this tool's input.",
                 "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}])
         );
         assert_eq!(
             body["tool_choice"],
-            json!({"type": "tool", "name": "count"})
+            json!({"type": "tool", "name": "count", "disable_parallel_tool_use": true})
         );
         assert_eq!(body["top_p"], 0.8f32);
         assert_eq!(body["stop_sequences"], json!(["END"]));
@@ -401,7 +451,113 @@ mod tests {
         req.response_format = ResponseFormat::JsonObject;
         let body = self::body(&req);
         assert_eq!(body["tools"][0]["name"], JSON_TOOL);
-        assert_eq!(body["tools"][0]["input_schema"], json!({"type": "object"}));
+        assert_eq!(
+            body["tools"][0]["input_schema"],
+            json!({"type": "object", "additionalProperties": true})
+        );
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "tool", "name": JSON_TOOL, "disable_parallel_tool_use": true})
+        );
+    }
+
+    #[test]
+    fn a_json_answer_and_the_clients_tools_share_one_choice() {
+        let offered = |choice| Tools {
+            definitions: vec![Tool {
+                name: "weather".into(),
+                description: None,
+                parameters: None,
+                strict: None,
+            }],
+            choice,
+            parallel_calls: None,
+        };
+        let ask = |choice| {
+            let mut req = request(
+                vec![ChatMessage::new(Role::User, "Weather?")],
+                Some(offered(choice)),
+            );
+            req.response_format = ResponseFormat::JsonObject;
+            body(&req)
+        };
+        let names = |body: &Value| -> Vec<String> {
+            body["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|tool| tool["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+
+        // The model calls a tool of the client's or answers through the answer's tool.
+        let auto = ask(ToolChoice::Auto);
+        assert_eq!(names(&auto), ["weather", JSON_TOOL]);
+        assert_eq!(auto["tool_choice"], json!({"type": "any"}));
+        // No call allowed: the answer is forced, the client's tools stay defined.
+        let none = ask(ToolChoice::None);
+        assert_eq!(names(&none), ["weather", JSON_TOOL]);
+        assert_eq!(none["tool_choice"]["name"], JSON_TOOL);
+        // A call required: no room for a JSON answer.
+        let required = ask(ToolChoice::Required);
+        assert_eq!(names(&required), ["weather"]);
+        assert_eq!(required["tool_choice"], json!({"type": "any"}));
+    }
+
+    #[test]
+    fn a_json_answer_over_a_history_of_calls_defines_the_tools_called() {
+        let mut req = request(
+            vec![
+                ChatMessage::new(Role::User, "Weather?"),
+                weather_call("toolu_1", r#"{"city":"Paris"}"#),
+                tool_result("toolu_1", "18C"),
+            ],
+            None,
+        );
+        req.response_format = ResponseFormat::JsonObject;
+        let body = body(&req);
+        assert_eq!(
+            body["tools"][1],
+            json!({"name": "weather", "input_schema": {"type": "object"}})
+        );
+        assert_eq!(body["tool_choice"]["name"], JSON_TOOL);
+    }
+
+    #[test]
+    fn a_json_schema_whose_root_is_not_an_object_cannot_be_asked_for() {
+        let format = |schema| {
+            ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
+                name: "x".into(),
+                description: None,
+                schema: Some(schema),
+                strict: None,
+            }))
+        };
+        assert!(check_format(&format(json!({"type": "array"}))).is_err());
+        assert!(check_format(&format(json!({"type": "object"}))).is_ok());
+        assert!(check_format(&format(json!({"properties": {}}))).is_ok());
+        assert!(check_format(&ResponseFormat::Text).is_ok());
+    }
+
+    #[test]
+    fn top_p_gives_way_to_temperature_and_blank_stop_sequences_are_left_out() {
+        let mut req = request(vec![ChatMessage::new(Role::User, "Hi")], None);
+        req.temperature = Some(0.5);
+        req.sampling = Sampling {
+            top_p: Some(0.9),
+            stop: vec!["\n".into(), " ".into(), "END".into()],
+            ..Sampling::default()
+        };
+        let body = self::body(&req);
+        assert_eq!(body["temperature"], 0.5);
+        assert!(body.get("top_p").is_none(), "{body}");
+        assert_eq!(body["stop_sequences"], json!(["END"]));
+
+        req.temperature = None;
+        req.sampling.stop = vec!["\n".into()];
+        let body = self::body(&req);
+        assert_eq!(body["top_p"], 0.9f32);
+        assert!(body.get("stop_sequences").is_none(), "{body}");
     }
 
     #[test]

@@ -173,6 +173,14 @@ fn decode_line(line: &str, state: &mut StreamState) -> Result<Frame, ProviderErr
     let (content, calls) = line.message.map_or((String::new(), Vec::new()), |message| {
         (message.content, message.tool_calls)
     });
+    if calls.is_empty() && !line.done {
+        // The common line: a piece of the answer's text.
+        return Ok(if content.is_empty() {
+            Frame::Ignore
+        } else {
+            Frame::Token(content)
+        });
+    }
     let mut events = Vec::new();
     if !content.is_empty() {
         events.push(StreamEvent::Token(content));
@@ -192,15 +200,10 @@ fn decode_line(line: &str, state: &mut StreamState) -> Result<Frame, ProviderErr
             FinishReason::from_provider(line.done_reason.as_deref()).with_calls(state.calls > 0);
         events.push(StreamEvent::Done { usage, finish });
     }
-    Ok(match events.len() {
-        0 => Frame::Ignore,
-        1 => match events.pop() {
-            Some(StreamEvent::Token(text)) => Frame::Token(text),
-            Some(StreamEvent::ToolCall(delta)) => Frame::ToolCall(delta),
-            Some(StreamEvent::Done { usage, finish }) => Frame::Done(usage, finish),
-            None => Frame::Ignore,
-        },
-        _ => Frame::Events(events),
+    Ok(if events.is_empty() {
+        Frame::Ignore
+    } else {
+        Frame::Events(events)
     })
 }
 
@@ -232,6 +235,7 @@ impl LlmProvider for OllamaProvider {
             usage: usage.unwrap_or_else(|| req.estimate_usage(&written(&text, &tool_calls))),
             text,
             tool_calls,
+            refusal: None,
             model: answer.model.unwrap_or_else(|| req.model.clone()),
             finish,
         })

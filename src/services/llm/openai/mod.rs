@@ -93,6 +93,7 @@ struct Choice {
 #[derive(Deserialize)]
 struct ChoiceMessage {
     content: Option<String>,
+    refusal: Option<String>,
     #[serde(default)]
     tool_calls: Option<Vec<WireToolCall>>,
 }
@@ -167,6 +168,7 @@ struct ChunkChoice {
 #[derive(Deserialize)]
 struct Delta {
     content: Option<String>,
+    refusal: Option<String>,
     #[serde(default)]
     tool_calls: Option<Vec<WireToolCallDelta>>,
 }
@@ -275,6 +277,7 @@ fn decode_chunk(data: Option<&str>, end: &mut StreamEnd) -> Result<Frame, Provid
     }
     let mut text = String::new();
     let mut calls = Vec::new();
+    let mut refusals = Vec::new();
     for choice in chunk.choices.into_iter().flatten() {
         if let Some(reason) = choice.finish_reason.as_deref() {
             end.finish = FinishReason::from_provider(Some(reason));
@@ -289,6 +292,16 @@ fn decode_chunk(data: Option<&str>, end: &mut StreamEnd) -> Result<Frame, Provid
         for call in delta.tool_calls.into_iter().flatten() {
             calls.push(end.call_delta(call));
         }
+        if let Some(refusal) = delta.refusal.filter(|refusal| !refusal.is_empty()) {
+            refusals.push(StreamEvent::Refusal(refusal));
+        }
+    }
+    if !refusals.is_empty() {
+        let text = (!text.is_empty()).then_some(StreamEvent::Token(text));
+        let calls = calls.into_iter().map(StreamEvent::ToolCall);
+        return Ok(Frame::Events(
+            text.into_iter().chain(calls).chain(refusals).collect(),
+        ));
     }
     Ok(match (text.is_empty(), calls.len()) {
         (true, 0) => Frame::Ignore,
@@ -369,6 +382,7 @@ impl LlmProvider for OpenAiProvider {
         Ok(Completion {
             text,
             tool_calls,
+            refusal: choice.message.refusal,
             usage,
             model: response.model.unwrap_or_else(|| req.model.clone()),
             finish,

@@ -35,6 +35,8 @@ pub struct ChatBody<'a> {
     sampling: &'a Sampling,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<WireResponseFormat<'a>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    openai_fields: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 impl<'a> ChatBody<'a> {
@@ -63,6 +65,7 @@ impl<'a> ChatBody<'a> {
                 .map(WireToolChoice),
             parallel_tool_calls: tools.and_then(|tools| tools.parallel_calls),
             sampling: &req.sampling,
+            openai_fields: req.openai_fields.as_deref(),
             response_format: req
                 .response_format
                 .is_json()

@@ -177,7 +177,11 @@ pub struct ChatResponse {
 impl From<ChatAnswer> for ChatResponse {
     fn from(answer: ChatAnswer) -> Self {
         Self {
-            response: answer.text,
+            // This route has no structured answers; a refusal is the answer's text.
+            response: match answer.refusal {
+                Some(refusal) if answer.text.is_empty() => refusal,
+                _ => answer.text,
+            },
             citations: answer.citations,
             tokens_used: answer.usage.total_tokens,
             usage: answer.usage.into(),

@@ -83,6 +83,7 @@ async fn settings_out_of_openais_bounds_are_refused_before_any_call() {
         ("stop", json!(["a", "b", "c", "d", "e"]), "stop"),
         ("stop", json!([""]), "stop"),
         ("logprobs", json!(true), "logprobs"),
+        ("user", json!(123), "user"),
         ("top_logprobs", json!(3), "top_logprobs"),
         (
             "response_format",

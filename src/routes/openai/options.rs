@@ -3,59 +3,17 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::tools::{NAME_RULE, is_valid_name};
 use crate::http::error::FieldError;
-use crate::services::llm::{JsonSchemaFormat, OpenAiFields, ResponseFormat, Sampling};
+use crate::services::llm::{JsonSchemaFormat, ResponseFormat, Sampling};
 
 /// OpenAI's limit on stop sequences.
 const MAX_STOP_SEQUENCES: usize = 4;
 /// A bound on one stop sequence, far above any real one.
 const MAX_STOP_BYTES: usize = 1024;
-
-/// The fields of OpenAI's chat completions that only OpenAI and the servers speaking its API
-/// know; passed on to those as the client wrote them.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
-pub struct OpenAiFieldsIn {
-    /// `minimal`, `low`, `medium` or `high`, for reasoning models.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reasoning_effort: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub verbosity: Option<String>,
-    /// Token ids mapped to a bias from -100 to 100.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub logit_bias: Option<serde_json::Map<String, Value>>,
-    /// Who the end user is, for the provider's abuse monitoring.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub safety_identifier: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prompt_cache_key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service_tier: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub store: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<serde_json::Map<String, Value>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub prediction: Option<Value>,
-}
-
-impl OpenAiFieldsIn {
-    /// The fields the client sent, as one map; `None` when it sent none.
-    pub fn collected(&self) -> Option<OpenAiFields> {
-        match serde_json::to_value(self) {
-            Ok(Value::Object(fields)) if !fields.is_empty() => Some(Arc::new(fields)),
-            _ => None,
-        }
-    }
-}
 
 /// One stop sequence or a list of them.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

@@ -5,17 +5,16 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::options::{
-    OpenAiFieldsIn, ResponseFormatIn, SamplingIn, StopIn, response_format, sampling,
-};
+use super::options::{ResponseFormatIn, SamplingIn, StopIn, response_format, sampling};
 use super::tools::{ToolCallIn, ToolChoiceIn, ToolIn, tools};
 use crate::http::error::FieldError;
 use crate::services::chat::{
     ChatParams, DEFAULT_MAX_TOKENS, DEFAULT_TOP_K, OPENAI_LIMITS, RagScope,
 };
-use crate::services::llm::{ChatMessage, Role};
+use crate::services::llm::{ChatMessage, OpenAiFields, Role};
 
 /// A message's content: a string, or OpenAI's list of parts (only `text` parts are read).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -112,8 +111,24 @@ pub struct ChatCompletionRequest {
     /// ragd returns no log probabilities: only `false` is accepted.
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<u32>,
-    #[serde(flatten)]
-    pub openai_fields: OpenAiFieldsIn,
+    /// `minimal`, `low`, `medium` or `high`, for reasoning models. This field and the next
+    /// ones to `prediction` only OpenAI's API knows: they go to OpenAI-compatible servers as
+    /// sent, and to no other provider.
+    pub reasoning_effort: Option<String>,
+    pub verbosity: Option<String>,
+    /// Token ids mapped to a bias from -100 to 100.
+    #[schema(value_type = Option<Object>)]
+    pub logit_bias: Option<Map<String, Value>>,
+    /// Who the end user is, for the provider's abuse monitoring.
+    pub user: Option<String>,
+    pub safety_identifier: Option<String>,
+    pub prompt_cache_key: Option<String>,
+    pub service_tier: Option<String>,
+    pub store: Option<bool>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+    #[schema(value_type = Option<Object>)]
+    pub prediction: Option<Value>,
     /// OpenAI's deprecated function calling, refused with a pointer to `tools`.
     #[schema(value_type = Option<Vec<Object>>)]
     pub functions: Option<serde_json::Value>,
@@ -187,7 +202,7 @@ impl ChatCompletionRequest {
             tools: tools.map(Arc::new),
             sampling,
             response_format,
-            openai_fields: self.openai_fields.collected(),
+            openai_fields: self.openai_fields(),
             limits: &OPENAI_LIMITS,
         };
         if problems.is_empty() {
@@ -203,6 +218,28 @@ impl ChatCompletionRequest {
         } else {
             Err(problems)
         }
+    }
+
+    /// The fields only OpenAI's API knows, as one map; `None` when the client sent none.
+    fn openai_fields(&self) -> Option<OpenAiFields> {
+        let text = |value: &Option<String>| value.clone().map(Value::String);
+        let object = |value: &Option<Map<String, Value>>| value.clone().map(Value::Object);
+        let fields: Map<String, Value> = [
+            ("reasoning_effort", text(&self.reasoning_effort)),
+            ("verbosity", text(&self.verbosity)),
+            ("logit_bias", object(&self.logit_bias)),
+            ("user", text(&self.user)),
+            ("safety_identifier", text(&self.safety_identifier)),
+            ("prompt_cache_key", text(&self.prompt_cache_key)),
+            ("service_tier", text(&self.service_tier)),
+            ("store", self.store.map(Value::Bool)),
+            ("metadata", object(&self.metadata)),
+            ("prediction", self.prediction.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+        .collect();
+        (!fields.is_empty()).then(|| Arc::new(fields))
     }
 
     pub fn wants_citations(&self) -> bool {

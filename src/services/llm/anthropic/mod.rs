@@ -11,7 +11,7 @@ use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use serde_json::Value;
 
-use self::request::{MessagesBody, check_format, json_tool};
+use self::request::{MessagesBody, answer_tool_name, check_answer_tool};
 use super::framing::{Frame, decode_events, sse_events};
 use super::http::{Endpoint, LlmHttp, Upstream, safe_message};
 use super::{
@@ -63,7 +63,7 @@ impl AnthropicProvider {
         req: &CompletionRequest,
         stream: bool,
     ) -> Result<Upstream, ProviderError> {
-        check_format(&req.response_format).map_err(|operation| ProviderError::Unsupported {
+        check_answer_tool(req).map_err(|operation| ProviderError::Unsupported {
             provider: PROVIDER,
             operation,
         })?;
@@ -360,7 +360,7 @@ impl LlmProvider for AnthropicProvider {
 
     async fn complete(&self, req: &CompletionRequest) -> Result<Completion, ProviderError> {
         let response: MessageResponse = self.post_messages(req, false).await?.json().await?;
-        let answer_tool = json_tool(&req.response_format);
+        let answer_tool = answer_tool_name(req);
         let mut answered = false;
         let mut text = String::new();
         let mut tool_calls = Vec::new();
@@ -404,7 +404,7 @@ impl LlmProvider for AnthropicProvider {
         let upstream = self.post_messages(req, true).await?;
         let events = sse_events(PROVIDER, upstream.into_chunks());
         let mut state = StreamState {
-            json_tool: json_tool(&req.response_format).map(str::to_owned),
+            json_tool: answer_tool_name(req).map(str::to_owned),
             ..StreamState::default()
         };
         Ok(decode_events(PROVIDER, events, move |event| {

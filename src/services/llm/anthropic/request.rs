@@ -15,10 +15,16 @@ const MAX_TEMPERATURE: f32 = 1.0;
 /// The tool that carries a JSON-mode answer (a JSON schema's answer carries the schema's name).
 const JSON_TOOL: &str = "json_answer";
 
-/// The name of the tool whose input is the answer, when the answer must be JSON: Anthropic has
-/// no JSON mode, and a tool the model must call is how its API makes it write JSON to a schema.
-pub fn json_tool(format: &ResponseFormat) -> Option<&str> {
-    match format {
+/// The name of the tool whose input is the answer, when the answer must be JSON and may be
+/// given: Anthropic has no JSON mode, and a tool the model must call is how its API makes it
+/// write JSON to a schema. A call the client requires leaves no room for a JSON answer.
+pub fn answer_tool_name(req: &CompletionRequest) -> Option<&str> {
+    let forced_call = req
+        .tools
+        .as_ref()
+        .is_some_and(|tools| tools.choice.forces_a_call());
+    match &req.response_format {
+        _ if forced_call => None,
         ResponseFormat::Text => None,
         ResponseFormat::JsonObject => Some(JSON_TOOL),
         ResponseFormat::JsonSchema(format) => Some(&format.name),
@@ -178,30 +184,43 @@ fn tool(tool: &Tool) -> Value {
 }
 
 /// Whether Anthropic can be asked for this request's answer at all: a JSON answer is the input
-/// of a tool, and a tool's input must be an object.
-pub fn check_format(format: &ResponseFormat) -> Result<(), &'static str> {
-    let root = format.schema();
-    match root.as_ref().and_then(|schema| schema.get("type")) {
-        Some(kind) if kind != "object" => Err(
+/// of a tool, a tool's input must be an object, and the tool must not share a name with one
+/// of the client's.
+pub fn check_answer_tool(req: &CompletionRequest) -> Result<(), &'static str> {
+    let Some(name) = answer_tool_name(req) else {
+        return Ok(());
+    };
+    let root = req.response_format.schema();
+    if let Some(kind) = root.as_ref().and_then(|schema| schema.get("type"))
+        && kind != "object"
+    {
+        return Err(
             "a JSON schema whose root is not an object (Anthropic writes JSON as a tool's input)",
-        ),
-        _ => Ok(()),
+        );
     }
+    let clashes = req
+        .tools
+        .as_ref()
+        .is_some_and(|tools| tools.definitions.iter().any(|tool| tool.name == name));
+    if clashes {
+        return Err(
+            "a JSON schema named like one of the tools (the answer is written as a tool's input)",
+        );
+    }
+    Ok(())
 }
 
 /// The tools the model is offered and the choice it has among them. A JSON answer is one more
 /// tool: forced when no other may be called, else one of those the model must choose from
-/// (its answer, or a call of the client's tools). A call the client requires leaves no room
-/// for a JSON answer. The tools called earlier in the conversation are defined too, bare:
-/// Anthropic refuses `tool_use` blocks for tools it does not know.
+/// (its answer, or a call of the client's tools). A conversation that holds calls but defines
+/// no tool gets the tools it called defined again, bare, and may not call them: Anthropic
+/// refuses `tool_use` blocks in a request without tools.
 fn tools_and_choice(req: &CompletionRequest) -> (Vec<Value>, Option<Value>) {
     let offered = req.tools.as_deref();
     let mut tools: Vec<Value> = offered.map_or_else(Vec::new, |offered| {
         offered.definitions.iter().map(tool).collect()
     });
-    let answer = json_tool(&req.response_format)
-        .filter(|_| !offered.is_some_and(|offered| offered.choice.forces_a_call()));
-    let mut choice = match (answer, offered) {
+    let mut choice = match (answer_tool_name(req), offered) {
         (Some(name), _) => {
             tools.push(answer_tool(name, &req.response_format));
             let may_call = offered.is_some_and(|offered| offered.choice == ToolChoice::Auto);
@@ -219,11 +238,11 @@ fn tools_and_choice(req: &CompletionRequest) -> (Vec<Value>, Option<Value>) {
         (None, Some(offered)) => tool_choice(offered),
         (None, None) => None,
     };
-    let history = history_tools(&req.messages, &tools);
-    if !history.is_empty() {
-        tools.extend(history);
-        // A conversation offering no tools may not call the ones it called before.
-        choice = choice.or_else(|| offered.is_none().then(|| json!({"type": "none"})));
+    if tools.is_empty() {
+        tools = history_tools(&req.messages);
+        if !tools.is_empty() {
+            choice = Some(json!({"type": "none"}));
+        }
     }
     (tools, choice)
 }
@@ -244,14 +263,11 @@ fn answer_tool(name: &str, format: &ResponseFormat) -> Value {
     json!({"name": name, "description": description, "input_schema": schema})
 }
 
-/// The tools called earlier in the conversation and not among `defined`, bare.
-fn history_tools(messages: &[ChatMessage], defined: &[Value]) -> Vec<Value> {
+/// The tools called earlier in the conversation, bare.
+fn history_tools(messages: &[ChatMessage]) -> Vec<Value> {
     let mut names: Vec<&str> = Vec::new();
     for call in messages.iter().flat_map(|message| &message.tool_calls) {
-        let known = defined
-            .iter()
-            .any(|tool| tool["name"] == call.name.as_str());
-        if !known && !names.contains(&call.name.as_str()) {
+        if !names.contains(&call.name.as_str()) {
             names.push(&call.name);
         }
     }
@@ -461,9 +477,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_json_answer_and_the_clients_tools_share_one_choice() {
-        let offered = |choice| Tools {
+    /// The client's `weather` tool, offered with `choice`.
+    fn offered(choice: ToolChoice) -> Tools {
+        Tools {
             definitions: vec![Tool {
                 name: "weather".into(),
                 description: None,
@@ -472,7 +488,11 @@ mod tests {
             }],
             choice,
             parallel_calls: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_json_answer_and_the_clients_tools_share_one_choice() {
         let ask = |choice| {
             let mut req = request(
                 vec![ChatMessage::new(Role::User, "Weather?")],
@@ -505,7 +525,7 @@ mod tests {
     }
 
     #[test]
-    fn a_json_answer_over_a_history_of_calls_defines_the_tools_called() {
+    fn a_json_answer_over_a_history_of_calls_offers_no_tool_of_the_history() {
         let mut req = request(
             vec![
                 ChatMessage::new(Role::User, "Weather?"),
@@ -516,27 +536,41 @@ mod tests {
         );
         req.response_format = ResponseFormat::JsonObject;
         let body = body(&req);
-        assert_eq!(
-            body["tools"][1],
-            json!({"name": "weather", "input_schema": {"type": "object"}})
-        );
+        let names: Vec<&str> = body["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|tool| tool["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, [JSON_TOOL], "the answer's tool defines tools enough");
         assert_eq!(body["tool_choice"]["name"], JSON_TOOL);
     }
 
     #[test]
-    fn a_json_schema_whose_root_is_not_an_object_cannot_be_asked_for() {
-        let format = |schema| {
-            ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
-                name: "x".into(),
+    fn a_json_answer_anthropic_cannot_write_is_refused_before_the_call() {
+        let asking = |schema, tools: Option<Tools>| {
+            let mut req = request(vec![ChatMessage::new(Role::User, "Hi")], tools);
+            req.response_format = ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
+                name: "weather".into(),
                 description: None,
                 schema: Some(schema),
                 strict: None,
-            }))
+            }));
+            req
         };
-        assert!(check_format(&format(json!({"type": "array"}))).is_err());
-        assert!(check_format(&format(json!({"type": "object"}))).is_ok());
-        assert!(check_format(&format(json!({"properties": {}}))).is_ok());
-        assert!(check_format(&ResponseFormat::Text).is_ok());
+        assert!(check_answer_tool(&asking(json!({"type": "array"}), None)).is_err());
+        assert!(check_answer_tool(&asking(json!({"type": "object"}), None)).is_ok());
+        assert!(check_answer_tool(&asking(json!({"properties": {}}), None)).is_ok());
+        // Named like one of the client's tools: refused where the answer's tool is offered.
+        let clash = asking(json!({"type": "object"}), Some(offered(ToolChoice::Auto)));
+        assert!(check_answer_tool(&clash).is_err());
+        // A call required: no answer's tool, so neither its schema nor its name matter.
+        let required = asking(
+            json!({"type": "array"}),
+            Some(offered(ToolChoice::Required)),
+        );
+        assert!(check_answer_tool(&required).is_ok());
+        assert!(answer_tool_name(&required).is_none());
     }
 
     #[test]

@@ -375,14 +375,21 @@ impl LlmProvider for OpenAiProvider {
             .collect();
         let finish = FinishReason::from_provider(choice.finish_reason.as_deref())
             .with_calls(!tool_calls.is_empty());
+        let refusal = choice.message.refusal.filter(|refusal| !refusal.is_empty());
         let usage = match response.usage {
             Some(usage) => usage.into(),
-            None => req.estimate_usage(&written(&text, &tool_calls)),
+            None => {
+                let written = written(&text, &tool_calls);
+                req.estimate_usage(&format!(
+                    "{written}{}",
+                    refusal.as_deref().unwrap_or_default()
+                ))
+            }
         };
         Ok(Completion {
             text,
             tool_calls,
-            refusal: choice.message.refusal,
+            refusal,
             usage,
             model: response.model.unwrap_or_else(|| req.model.clone()),
             finish,

@@ -24,7 +24,7 @@ use crate::services::chat::{
     ChatAnswer, ChatEvent, ChatParams, ChatStream, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE,
     DEFAULT_TOP_K, RAGD_LIMITS, RagScope,
 };
-use crate::services::llm::{ChatMessage, ResponseFormat, Role, Sampling, Usage};
+use crate::services::llm::{AnswerOptions, ChatMessage, Role, Usage};
 use crate::services::retrieval::Citation;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -121,12 +121,9 @@ impl ChatRequest {
                 document_ids: self.document_ids.clone(),
                 top_k: self.top_k,
             }),
-            // Tool calling and the sampling and format options are the OpenAI-compatible
-            // route's; this contract has none of them.
-            tools: None,
-            sampling: Sampling::default(),
-            response_format: ResponseFormat::default(),
-            openai_fields: None,
+            // Tools, sampling and format options are the OpenAI-compatible route's; this
+            // contract has none of them.
+            options: AnswerOptions::default(),
             limits: &RAGD_LIMITS,
         }
     }

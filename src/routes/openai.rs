@@ -240,6 +240,26 @@ impl Chunking {
         self.event(model, &choice, usage, citations)
     }
 
+    /// The chunk of a piece of the answer: text, refusal or tool call (other events have none).
+    fn piece(&self, model: &str, event: &ChatEvent) -> Event {
+        let delta = match event {
+            ChatEvent::Token(token) => Delta {
+                content: Some(token),
+                ..Delta::default()
+            },
+            ChatEvent::Refusal(refusal) => Delta {
+                refusal: Some(refusal),
+                ..Delta::default()
+            },
+            ChatEvent::ToolCall(call) => Delta {
+                tool_calls: Some([ToolCallChunk::from(call)]),
+                ..Delta::default()
+            },
+            ChatEvent::Done(_) | ChatEvent::Failed(_) => Delta::default(),
+        };
+        self.delta(model, delta, None, None)
+    }
+
     /// The last chunk when the client asked for usage: no choices, the usage.
     fn usage(&self, model: &str, usage: UsageView) -> Event {
         self.event(model, &[], Some(Some(usage)), None)
@@ -315,26 +335,8 @@ fn chunks(answer: ChatStream, how: Chunking) -> Response {
     let citations = how.citations.then_some(answer.citations.as_slice());
     let first = how.delta(&model, role, None, citations);
     let tail = answer.events.flat_map(move |event| match event {
-        ChatEvent::Token(token) => {
-            let delta = Delta {
-                content: Some(&token),
-                ..Delta::default()
-            };
-            Either::Left(stream::once(ready(how.delta(&model, delta, None, None))))
-        }
-        ChatEvent::Refusal(refusal) => {
-            let delta = Delta {
-                refusal: Some(&refusal),
-                ..Delta::default()
-            };
-            Either::Left(stream::once(ready(how.delta(&model, delta, None, None))))
-        }
-        ChatEvent::ToolCall(call) => {
-            let delta = Delta {
-                tool_calls: Some([ToolCallChunk::from(&call)]),
-                ..Delta::default()
-            };
-            Either::Left(stream::once(ready(how.delta(&model, delta, None, None))))
+        ChatEvent::Token(_) | ChatEvent::Refusal(_) | ChatEvent::ToolCall(_) => {
+            Either::Left(stream::once(ready(how.piece(&model, &event))))
         }
         ChatEvent::Done(summary) => {
             let finish = summary.finish.as_openai();

@@ -12,9 +12,22 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use crate::chat::{post as post_json, sse_data};
-use crate::helpers::{Backend, signed_up, spawn_app_with};
+use crate::helpers::{Backend, TestApp, signed_up, spawn_app_with};
 
-type Seen = Arc<Mutex<Vec<Value>>>;
+/// The request bodies a mock provider received.
+pub type Seen = Arc<Mutex<Vec<Value>>>;
+
+/// A ragd whose provider is the mock at `base_url` (`ANTHROPIC_BASE_URL` or
+/// `OLLAMA_BASE_URL`, named by `variable`), and a user's token.
+pub async fn app_with_native(variable: &str, base_url: &str) -> (TestApp, String) {
+    let mut settings = vec![(variable, base_url)];
+    if variable == "ANTHROPIC_BASE_URL" {
+        settings.push(("ANTHROPIC_API_KEY", "sk-ant-test"));
+    }
+    let app = spawn_app_with(Backend::Sqlite, &settings).await.unwrap();
+    let token = signed_up(&app, "ada@example.com").await;
+    (app, token)
+}
 
 /// Serves `router` on a free loopback port; returns its base URL.
 pub async fn serve(router: Router) -> String {
@@ -112,16 +125,7 @@ fn streamed_text(events: &[Value]) -> String {
 async fn claude_models_answer_through_anthropics_messages_api() {
     let seen = Seen::default();
     let base_url = anthropic(seen.clone()).await;
-    let app = spawn_app_with(
-        Backend::Sqlite,
-        &[
-            ("ANTHROPIC_API_KEY", "sk-ant-test"),
-            ("ANTHROPIC_BASE_URL", &base_url),
-        ],
-    )
-    .await
-    .unwrap();
-    let token = signed_up(&app, "ada@example.com").await;
+    let (app, token) = app_with_native("ANTHROPIC_BASE_URL", &base_url).await;
 
     let whole: Value = post_json(&app, &token, "/api/v1/chat", &question("claude-3-5-haiku"))
         .await
@@ -160,10 +164,7 @@ async fn claude_models_answer_through_anthropics_messages_api() {
 async fn ollama_models_answer_through_ollamas_native_chat_api() {
     let seen = Seen::default();
     let base_url = ollama(seen.clone()).await;
-    let app = spawn_app_with(Backend::Sqlite, &[("OLLAMA_BASE_URL", &base_url)])
-        .await
-        .unwrap();
-    let token = signed_up(&app, "ada@example.com").await;
+    let (app, token) = app_with_native("OLLAMA_BASE_URL", &base_url).await;
 
     let whole: Value = post_json(&app, &token, "/api/v1/chat", &question("ollama/llama3.2"))
         .await

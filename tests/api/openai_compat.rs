@@ -29,6 +29,25 @@ pub async fn assert_the_local_model_refuses(app: &TestApp, token: &str, request:
     assert_eq!(body["error"]["code"], "unsupported_operation", "{body}");
 }
 
+/// Asserts that each request is a 422 naming its `param`, and that none reached `mock`.
+pub async fn assert_refused_before_any_call<'a>(
+    app: &TestApp,
+    token: &str,
+    mock: &LlmMock,
+    cases: impl IntoIterator<Item = (Value, &'a str)>,
+) {
+    for (request, param) in cases {
+        let body = assert_openai_error(
+            post(app, token, "/v1/chat/completions", &request).await,
+            422,
+            "invalid_request_error",
+        )
+        .await;
+        assert_eq!(body["error"]["param"], param, "{request}");
+    }
+    assert!(mock.requests().is_empty(), "nothing reached the provider");
+}
+
 /// OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`, nothing else.
 pub async fn assert_openai_error(response: reqwest::Response, status: u16, kind: &str) -> Value {
     assert_eq!(response.status(), status);

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use crate::chat::post;
 use crate::helpers::{signed_up, spawn_app};
 use crate::llm_mock::Reply;
-use crate::openai_compat::{app_with_mock, assert_openai_error, assert_the_local_model_refuses};
+use crate::openai_compat::{
+    app_with_mock, assert_refused_before_any_call, assert_the_local_model_refuses,
+};
 
 fn ask(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "Count to three"}]})
@@ -106,18 +108,12 @@ async fn settings_out_of_openais_bounds_are_refused_before_any_call() {
             "response_format.json_schema.schema",
         ),
     ];
-    for (field, value, param) in cases {
+    let requests = cases.into_iter().map(|(field, value, param)| {
         let mut request = ask("gpt-4o-mini");
         request[field] = value;
-        let body = assert_openai_error(
-            post(&app, &token, "/v1/chat/completions", &request).await,
-            422,
-            "invalid_request_error",
-        )
-        .await;
-        assert_eq!(body["error"]["param"], param, "{request}");
-    }
-    assert!(mock.requests().is_empty(), "nothing reached the provider");
+        (request, param)
+    });
+    assert_refused_before_any_call(&app, &token, &mock, requests).await;
 }
 
 #[tokio::test]

@@ -2,17 +2,17 @@
 //! streamed) in OpenAI's shapes, results sent back; the same through Anthropic's and
 //! Ollama's native wire formats; and requests ragd cannot honour refused before any call.
 
-use std::sync::{Arc, Mutex};
-
 use axum::Router;
 use axum::routing::post as route_post;
 use serde_json::{Value, json};
 
 use crate::chat::{post, sse_data};
-use crate::helpers::{Backend, signed_up, spawn_app, spawn_app_with};
+use crate::helpers::{signed_up, spawn_app};
 use crate::llm_mock::Reply;
-use crate::native_providers::{body_of, serve};
-use crate::openai_compat::{app_with_mock, assert_openai_error, assert_the_local_model_refuses};
+use crate::native_providers::{Seen, app_with_native, body_of, serve};
+use crate::openai_compat::{
+    app_with_mock, assert_refused_before_any_call, assert_the_local_model_refuses,
+};
 
 fn weather_tool() -> Value {
     json!({"type": "function", "function": {"name": "get_weather",
@@ -209,16 +209,7 @@ async fn tool_requests_ragd_cannot_honour_are_refused_before_any_call() {
             "functions",
         ),
     ];
-    for (request, param) in cases {
-        let body = assert_openai_error(
-            post(&app, &token, "/v1/chat/completions", &request).await,
-            422,
-            "invalid_request_error",
-        )
-        .await;
-        assert_eq!(body["error"]["param"], param, "{request}");
-    }
-    assert!(mock.requests().is_empty(), "nothing reached the provider");
+    assert_refused_before_any_call(&app, &token, &mock, cases).await;
 }
 
 #[tokio::test]
@@ -242,8 +233,6 @@ async fn the_local_model_answers_in_text_and_refuses_to_be_forced_to_call() {
     forced["tool_choice"] = json!("required");
     assert_the_local_model_refuses(&app, &token, &forced).await;
 }
-
-type Seen = Arc<Mutex<Vec<Value>>>;
 
 /// Anthropic's Messages API calling `get_weather`, whole or streamed.
 async fn anthropic_calling(seen: Seen) -> String {
@@ -286,16 +275,7 @@ async fn anthropic_calling(seen: Seen) -> String {
 async fn claude_calls_tools_through_the_openai_compatible_route() {
     let seen = Seen::default();
     let base_url = anthropic_calling(seen.clone()).await;
-    let app = spawn_app_with(
-        Backend::Sqlite,
-        &[
-            ("ANTHROPIC_API_KEY", "sk-ant-test"),
-            ("ANTHROPIC_BASE_URL", &base_url),
-        ],
-    )
-    .await
-    .unwrap();
-    let token = signed_up(&app, "ada@example.com").await;
+    let (app, token) = app_with_native("ANTHROPIC_BASE_URL", &base_url).await;
 
     let mut request = ask_with_tools("claude-3-5-haiku");
     request["tool_choice"] = json!({"type": "function", "function": {"name": "get_weather"}});
@@ -375,10 +355,7 @@ async fn ollama_models_call_tools_through_the_openai_compatible_route() {
         }),
     );
     let base_url = serve(router).await;
-    let app = spawn_app_with(Backend::Sqlite, &[("OLLAMA_BASE_URL", &base_url)])
-        .await
-        .unwrap();
-    let token = signed_up(&app, "ada@example.com").await;
+    let (app, token) = app_with_native("OLLAMA_BASE_URL", &base_url).await;
 
     let body: Value = post(
         &app,

@@ -14,7 +14,7 @@ use crate::http::error::FieldError;
 use crate::services::chat::{
     ChatParams, DEFAULT_MAX_TOKENS, DEFAULT_TOP_K, OPENAI_LIMITS, RagScope,
 };
-use crate::services::llm::{ChatMessage, OpenAiFields, Role};
+use crate::services::llm::{AnswerOptions, ChatMessage, OpenAiFields, Role};
 
 /// A message's content: a string, or OpenAI's list of parts (only `text` parts are read).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -199,10 +199,12 @@ impl ChatCompletionRequest {
                     document_ids: rag.document_ids.clone(),
                     top_k: rag.top_k,
                 }),
-            tools: tools.map(Arc::new),
-            sampling,
-            response_format,
-            openai_fields: self.openai_fields(),
+            options: AnswerOptions {
+                tools: tools.map(Arc::new),
+                sampling,
+                response_format,
+                openai_fields: self.openai_fields(),
+            },
             limits: &OPENAI_LIMITS,
         };
         if problems.is_empty() {

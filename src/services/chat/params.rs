@@ -1,11 +1,9 @@
 //! What a chat asks for, whichever route it came through, and the limits it must respect.
 
-use std::sync::Arc;
-
 use uuid::Uuid;
 
 use crate::http::error::FieldError;
-use crate::services::llm::{ChatMessage, OpenAiFields, ResponseFormat, Role, Sampling, Tools};
+use crate::services::llm::{AnswerOptions, ChatMessage, Role};
 
 pub const MAX_MESSAGES: usize = 100;
 pub const MAX_CONTENT_CHARS: usize = 10_000;
@@ -63,13 +61,9 @@ pub struct ChatParams {
     pub max_tokens: u32,
     /// `None`: answer without retrieval.
     pub rag: Option<RagScope>,
-    /// The tools the model may call (only the OpenAI-compatible route offers them).
-    pub tools: Option<Arc<Tools>>,
-    /// `top_p`, `stop`, `seed`, penalties (the OpenAI-compatible route's; defaults elsewhere).
-    pub sampling: Sampling,
-    pub response_format: ResponseFormat,
-    /// What only OpenAI-compatible servers receive (`reasoning_effort`, `user`...).
-    pub openai_fields: Option<OpenAiFields>,
+    /// Tools, sampling, format, OpenAI's own fields: the OpenAI-compatible route's (the
+    /// defaults elsewhere).
+    pub options: AnswerOptions,
     pub limits: &'static ChatLimits,
 }
 
@@ -154,10 +148,7 @@ mod tests {
                 document_ids: Vec::new(),
                 top_k: DEFAULT_TOP_K,
             }),
-            tools: None,
-            sampling: Sampling::default(),
-            response_format: ResponseFormat::default(),
-            openai_fields: None,
+            options: AnswerOptions::default(),
             limits: &RAGD_LIMITS,
         }
     }

@@ -231,7 +231,10 @@ impl ChatService {
             }
             None => Vec::new(),
         };
-        let definitions = tokens::definitions(params.tools.as_deref(), &params.response_format);
+        let definitions = tokens::definitions(
+            params.options.tools.as_deref(),
+            &params.options.response_format,
+        );
         let fitted = budget::fit(
             &model,
             params.max_tokens,
@@ -284,10 +287,7 @@ impl ChatService {
                 temperature: params.temperature,
                 max_tokens: params.max_tokens,
                 context,
-                tools: params.tools,
-                sampling: params.sampling,
-                response_format: params.response_format,
-                openai_fields: params.openai_fields,
+                options: params.options,
             },
             model,
             citations,
@@ -422,10 +422,7 @@ mod tests {
                 document_ids: Vec::new(),
                 top_k: 5,
             }),
-            tools: None,
-            sampling: Default::default(),
-            response_format: Default::default(),
-            openai_fields: None,
+            options: Default::default(),
             limits: &RAGD_LIMITS,
         }
     }

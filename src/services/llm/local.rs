@@ -192,6 +192,7 @@ fn check_request(req: &CompletionRequest) -> Result<(), ProviderError> {
         });
     }
     if req
+        .options
         .tools
         .as_ref()
         .is_some_and(|tools| tools.choice.forces_a_call())
@@ -201,7 +202,7 @@ fn check_request(req: &CompletionRequest) -> Result<(), ProviderError> {
             operation: "tool calls (local/extractive answers in text only)",
         });
     }
-    if req.response_format.is_json() {
+    if req.options.response_format.is_json() {
         return Err(ProviderError::Unsupported {
             provider: PROVIDER,
             operation: "JSON answers (local/extractive answers in text only)",
@@ -259,7 +260,7 @@ mod tests {
     use futures::StreamExt;
 
     use super::*;
-    use crate::services::llm::{ChatMessage, ResponseFormat, Role, Sampling};
+    use crate::services::llm::{AnswerOptions, ChatMessage, Role};
 
     fn request(question: &str, context: &[(usize, &str)]) -> CompletionRequest {
         CompletionRequest {
@@ -275,10 +276,7 @@ mod tests {
                     text: (*text).to_owned(),
                 })
                 .collect(),
-            tools: None,
-            sampling: Sampling::default(),
-            response_format: ResponseFormat::default(),
-            openai_fields: None,
+            options: AnswerOptions::default(),
         }
     }
 

@@ -33,7 +33,7 @@ pub use error::ProviderError;
 pub use gateway::{LlmGateway, LlmSettings, Routed};
 pub use local::LOCAL_MODEL;
 pub use metered::MeteredStream;
-pub use options::{JsonSchemaFormat, OpenAiFields, ResponseFormat, Sampling};
+pub use options::{AnswerOptions, JsonSchemaFormat, OpenAiFields, ResponseFormat, Sampling};
 pub use tools::{Tool, ToolCall, ToolCallDelta, ToolChoice, Tools};
 
 /// The provider a model name routes to (`openai`, `anthropic`, `ollama`, `local`).
@@ -102,19 +102,15 @@ pub struct CompletionRequest {
     pub temperature: Option<f32>,
     pub max_tokens: u32,
     pub context: Vec<ContextSource>,
-    /// The tools the model may call (`None`: no tools were offered).
-    pub tools: Option<Arc<Tools>>,
-    pub sampling: Sampling,
-    pub response_format: ResponseFormat,
-    /// `None`: the client sent none of them.
-    pub openai_fields: Option<OpenAiFields>,
+    pub options: AnswerOptions,
 }
 
 impl CompletionRequest {
     /// The prompt's tokens by the model's tokenizer: the messages, the tools offered and the
     /// answer's schema.
     pub fn prompt_tokens(&self) -> u32 {
-        let definitions = tokens::definitions(self.tools.as_deref(), &self.response_format);
+        let definitions =
+            tokens::definitions(self.options.tools.as_deref(), &self.options.response_format);
         tokens::count_prompt(&self.model, &self.messages, &definitions)
     }
 

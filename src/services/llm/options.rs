@@ -7,6 +7,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::Tools;
+
 /// Sampling settings; `None` (or no stop sequences): the provider's default. Serialized with
 /// the names OpenAI's API and Ollama's `options` share, leaving out what was not set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -22,6 +24,19 @@ pub struct Sampling {
     pub presence_penalty: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frequency_penalty: Option<f32>,
+}
+
+/// How the model should answer beyond temperature and length, as one request asked: the tools
+/// it may call, the sampling settings, the answer's format and OpenAI's own fields. Carried
+/// whole from the route to the provider; every part defaults to "as the provider likes".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnswerOptions {
+    /// The tools the model may call (`None`: no tools were offered).
+    pub tools: Option<Arc<Tools>>,
+    pub sampling: Sampling,
+    pub response_format: ResponseFormat,
+    /// `None`: the client sent none of them.
+    pub openai_fields: Option<OpenAiFields>,
 }
 
 /// Fields of OpenAI's chat completions that only OpenAI and the servers that speak its API

@@ -17,8 +17,8 @@ use tokio::sync::oneshot;
 
 use super::http::{LlmHttp, RetryPolicy};
 use super::{
-    ChatMessage, CompletionRequest, FinishReason, LlmProvider, ProviderError, ResponseFormat, Role,
-    Sampling, StreamEvent, Tool, ToolCall, ToolCallDelta, Usage,
+    AnswerOptions, ChatMessage, CompletionRequest, FinishReason, LlmProvider, ProviderError, Role,
+    StreamEvent, Tool, ToolCall, ToolCallDelta, Usage,
 };
 
 /// Serves `router` on a fresh local port and returns its base URL (`http://127.0.0.1:PORT`).
@@ -100,10 +100,7 @@ pub fn user_request(model: &str, question: &str) -> CompletionRequest {
         temperature: Some(0.2),
         max_tokens: 64,
         context: Vec::new(),
-        tools: None,
-        sampling: Sampling::default(),
-        response_format: ResponseFormat::default(),
-        openai_fields: None,
+        options: AnswerOptions::default(),
     }
 }
 

@@ -639,7 +639,7 @@ mod tests {
         };
         let (provider, captured) = mock_messages(answer).await;
         let mut request = user_request("claude-x", "Count to 3 as JSON");
-        request.response_format = crate::services::llm::ResponseFormat::JsonObject;
+        request.options.response_format = crate::services::llm::ResponseFormat::JsonObject;
 
         let completion = provider.complete(&request).await.unwrap();
 
@@ -680,7 +680,7 @@ mod tests {
             ]
         );
 
-        request.response_format = crate::services::llm::ResponseFormat::JsonSchema(
+        request.options.response_format = crate::services::llm::ResponseFormat::JsonSchema(
             std::sync::Arc::new(crate::services::llm::JsonSchemaFormat {
                 name: "names".into(),
                 description: None,
@@ -729,7 +729,7 @@ mod tests {
         })
         .await;
         let mut request = user_request("claude-x", "Nothing, as JSON");
-        request.response_format = crate::services::llm::ResponseFormat::JsonObject;
+        request.options.response_format = crate::services::llm::ResponseFormat::JsonObject;
 
         let events = streamed_answer(&provider, &request).await;
 

@@ -20,10 +20,11 @@ const JSON_TOOL: &str = "json_answer";
 /// write JSON to a schema. A call the client requires leaves no room for a JSON answer.
 pub fn answer_tool_name(req: &CompletionRequest) -> Option<&str> {
     let forced_call = req
+        .options
         .tools
         .as_ref()
         .is_some_and(|tools| tools.choice.forces_a_call());
-    match &req.response_format {
+    match &req.options.response_format {
         _ if forced_call => None,
         ResponseFormat::Text => None,
         ResponseFormat::JsonObject => Some(JSON_TOOL),
@@ -95,7 +96,11 @@ impl<'a> MessagesBody<'a> {
         }
         let (tools, tool_choice) = tools_and_choice(req);
         // Current Claude models refuse a request that sets both temperature and top_p.
-        let top_p = req.sampling.top_p.filter(|_| req.temperature.is_none());
+        let top_p = req
+            .options
+            .sampling
+            .top_p
+            .filter(|_| req.temperature.is_none());
         Self {
             model: &req.model,
             max_tokens: req.max_tokens,
@@ -107,6 +112,7 @@ impl<'a> MessagesBody<'a> {
             top_p,
             // Anthropic refuses a stop sequence of white space alone (OpenAI clients send "\n").
             stop_sequences: req
+                .options
                 .sampling
                 .stop
                 .iter()
@@ -190,7 +196,7 @@ pub fn check_answer_tool(req: &CompletionRequest) -> Result<(), &'static str> {
     let Some(name) = answer_tool_name(req) else {
         return Ok(());
     };
-    let root = req.response_format.schema();
+    let root = req.options.response_format.schema();
     if let Some(kind) = root.as_ref().and_then(|schema| schema.get("type"))
         && kind != "object"
     {
@@ -199,6 +205,7 @@ pub fn check_answer_tool(req: &CompletionRequest) -> Result<(), &'static str> {
         );
     }
     let clashes = req
+        .options
         .tools
         .as_ref()
         .is_some_and(|tools| tools.definitions.iter().any(|tool| tool.name == name));
@@ -216,13 +223,13 @@ pub fn check_answer_tool(req: &CompletionRequest) -> Result<(), &'static str> {
 /// no tool gets the tools it called defined again, bare, and may not call them: Anthropic
 /// refuses `tool_use` blocks in a request without tools.
 fn tools_and_choice(req: &CompletionRequest) -> (Vec<Value>, Option<Value>) {
-    let offered = req.tools.as_deref();
+    let offered = req.options.tools.as_deref();
     let mut tools: Vec<Value> = offered.map_or_else(Vec::new, |offered| {
         offered.definitions.iter().map(tool).collect()
     });
     let mut choice = match (answer_tool_name(req), offered) {
         (Some(name), _) => {
-            tools.push(answer_tool(name, &req.response_format));
+            tools.push(answer_tool(name, &req.options.response_format));
             let may_call = offered.is_some_and(|offered| offered.choice == ToolChoice::Auto);
             let parallel = offered.is_none_or(|offered| offered.parallel_calls != Some(false));
             let mut choice = if may_call {
@@ -301,7 +308,7 @@ mod tests {
 
     use super::*;
     use crate::services::llm::test_support::{calling, tool_result};
-    use crate::services::llm::{JsonSchemaFormat, Sampling, ToolCall};
+    use crate::services::llm::{AnswerOptions, JsonSchemaFormat, Sampling, ToolCall};
 
     fn request(messages: Vec<ChatMessage>, tools: Option<Tools>) -> CompletionRequest {
         CompletionRequest {
@@ -310,10 +317,10 @@ mod tests {
             temperature: None,
             max_tokens: 64,
             context: Vec::new(),
-            tools: tools.map(Arc::new),
-            sampling: Sampling::default(),
-            response_format: ResponseFormat::default(),
-            openai_fields: None,
+            options: AnswerOptions {
+                tools: tools.map(Arc::new),
+                ..AnswerOptions::default()
+            },
         }
     }
 
@@ -440,13 +447,13 @@ mod tests {
     #[test]
     fn a_json_answer_is_asked_for_as_the_input_of_one_tool_the_model_must_call() {
         let mut req = request(vec![ChatMessage::new(Role::User, "Count to 3")], None);
-        req.response_format = ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
+        req.options.response_format = ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
             name: "count".into(),
             description: None,
             schema: Some(json!({"properties": {"n": {"type": "integer"}}})),
             strict: Some(true),
         }));
-        req.sampling = Sampling {
+        req.options.sampling = Sampling {
             top_p: Some(0.8),
             stop: vec!["END".into()],
             ..Sampling::default()
@@ -464,7 +471,7 @@ mod tests {
         assert_eq!(body["top_p"], 0.8f32);
         assert_eq!(body["stop_sequences"], json!(["END"]));
 
-        req.response_format = ResponseFormat::JsonObject;
+        req.options.response_format = ResponseFormat::JsonObject;
         let body = self::body(&req);
         assert_eq!(body["tools"][0]["name"], JSON_TOOL);
         assert_eq!(
@@ -498,7 +505,7 @@ mod tests {
                 vec![ChatMessage::new(Role::User, "Weather?")],
                 Some(offered(choice)),
             );
-            req.response_format = ResponseFormat::JsonObject;
+            req.options.response_format = ResponseFormat::JsonObject;
             body(&req)
         };
         let names = |body: &Value| -> Vec<String> {
@@ -534,7 +541,7 @@ mod tests {
             ],
             None,
         );
-        req.response_format = ResponseFormat::JsonObject;
+        req.options.response_format = ResponseFormat::JsonObject;
         let body = body(&req);
         let names: Vec<&str> = body["tools"]
             .as_array()
@@ -550,7 +557,7 @@ mod tests {
     fn a_json_answer_anthropic_cannot_write_is_refused_before_the_call() {
         let asking = |schema, tools: Option<Tools>| {
             let mut req = request(vec![ChatMessage::new(Role::User, "Hi")], tools);
-            req.response_format = ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
+            req.options.response_format = ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
                 name: "weather".into(),
                 description: None,
                 schema: Some(schema),
@@ -577,7 +584,7 @@ mod tests {
     fn top_p_gives_way_to_temperature_and_blank_stop_sequences_are_left_out() {
         let mut req = request(vec![ChatMessage::new(Role::User, "Hi")], None);
         req.temperature = Some(0.5);
-        req.sampling = Sampling {
+        req.options.sampling = Sampling {
             top_p: Some(0.9),
             stop: vec!["\n".into(), " ".into(), "END".into()],
             ..Sampling::default()
@@ -588,7 +595,7 @@ mod tests {
         assert_eq!(body["stop_sequences"], json!(["END"]));
 
         req.temperature = None;
-        req.sampling.stop = vec!["\n".into()];
+        req.options.sampling.stop = vec!["\n".into()];
         let body = self::body(&req);
         assert_eq!(body["top_p"], 0.9f32);
         assert!(body.get("stop_sequences").is_none(), "{body}");

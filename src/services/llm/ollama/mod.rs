@@ -153,7 +153,8 @@ struct StreamState {
 /// Whether the request allows only one call per answer: Ollama has no such switch, so ragd
 /// keeps the first call and drops the others.
 fn single_call(req: &CompletionRequest) -> bool {
-    req.tools
+    req.options
+        .tools
         .as_ref()
         .is_some_and(|tools| tools.parallel_calls == Some(false))
 }
@@ -390,7 +391,7 @@ mod tests {
         })
         .await;
         let mut request = user_request("llama3.2", "Weather?");
-        request.tools = Some(std::sync::Arc::new(crate::services::llm::Tools {
+        request.options.tools = Some(std::sync::Arc::new(crate::services::llm::Tools {
             definitions: vec![tool("get_weather"), tool("get_time")],
             parallel_calls: Some(false),
             ..Default::default()

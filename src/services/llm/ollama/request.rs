@@ -28,24 +28,28 @@ impl<'a> ChatBody<'a> {
         // Ollama has no `tool_choice`: `none` is kept by offering no tools, and a named tool
         // by offering that one alone; `required` cannot be enforced (the model may still
         // answer in text).
-        let tools = req.tools.as_deref().and_then(|tools| match &tools.choice {
-            ToolChoice::None => None,
-            ToolChoice::Function(name) => Some(WireTools(
-                tools
-                    .definitions
-                    .iter()
-                    .filter(|tool| tool.name == *name)
-                    .collect(),
-            )),
-            ToolChoice::Auto | ToolChoice::Required => {
-                Some(WireTools(tools.definitions.iter().collect()))
-            }
-        });
+        let tools = req
+            .options
+            .tools
+            .as_deref()
+            .and_then(|tools| match &tools.choice {
+                ToolChoice::None => None,
+                ToolChoice::Function(name) => Some(WireTools(
+                    tools
+                        .definitions
+                        .iter()
+                        .filter(|tool| tool.name == *name)
+                        .collect(),
+                )),
+                ToolChoice::Auto | ToolChoice::Required => {
+                    Some(WireTools(tools.definitions.iter().collect()))
+                }
+            });
         Self {
             model: &req.model,
             messages: WireMessages(&req.messages),
             tools,
-            format: match &req.response_format {
+            format: match &req.options.response_format {
                 ResponseFormat::Text => None,
                 ResponseFormat::JsonObject => Some(json!("json")),
                 schema @ ResponseFormat::JsonSchema(_) => schema.schema(),
@@ -54,7 +58,7 @@ impl<'a> ChatBody<'a> {
             options: Options {
                 temperature: req.temperature,
                 num_predict: req.max_tokens,
-                sampling: &req.sampling,
+                sampling: &req.options.sampling,
             },
         }
     }
@@ -168,7 +172,7 @@ mod tests {
 
     fn with_tools(choice: ToolChoice) -> CompletionRequest {
         let mut req = user_request("llama3.2", "Weather?");
-        req.tools = Some(Arc::new(Tools {
+        req.options.tools = Some(Arc::new(Tools {
             definitions: vec![tool("get_weather"), tool("get_time")],
             choice,
             parallel_calls: None,
@@ -233,14 +237,14 @@ mod tests {
     #[test]
     fn sampling_settings_go_in_the_options_and_the_format_takes_ollamas_shape() {
         let mut req = user_request("llama3.2", "Hi");
-        req.sampling = Sampling {
+        req.options.sampling = Sampling {
             top_p: Some(0.9),
             stop: vec!["END".into(), "STOP".into()],
             seed: Some(42),
             presence_penalty: Some(0.5),
             frequency_penalty: Some(0.1),
         };
-        req.response_format = ResponseFormat::JsonObject;
+        req.options.response_format = ResponseFormat::JsonObject;
         let body = body(&req);
         assert_eq!(
             body["options"],
@@ -250,7 +254,7 @@ mod tests {
         assert_eq!(body["format"], "json");
 
         let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
-        req.response_format = ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
+        req.options.response_format = ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
             name: "count".into(),
             description: None,
             schema: Some(schema.clone()),

@@ -47,7 +47,7 @@ impl<'a> ChatBody<'a> {
         } else {
             (Some(req.max_tokens), None)
         };
-        let tools = req.tools.as_deref();
+        let tools = req.options.tools.as_deref();
         Self {
             model: &req.model,
             messages: WireMessages(&req.messages),
@@ -64,12 +64,13 @@ impl<'a> ChatBody<'a> {
                 .filter(|choice| **choice != ToolChoice::Auto)
                 .map(WireToolChoice),
             parallel_tool_calls: tools.and_then(|tools| tools.parallel_calls),
-            sampling: &req.sampling,
-            openai_fields: req.openai_fields.as_deref(),
+            sampling: &req.options.sampling,
+            openai_fields: req.options.openai_fields.as_deref(),
             response_format: req
+                .options
                 .response_format
                 .is_json()
-                .then_some(WireResponseFormat(&req.response_format)),
+                .then_some(WireResponseFormat(&req.options.response_format)),
         }
     }
 }
@@ -197,7 +198,7 @@ mod tests {
     #[test]
     fn a_tool_round_trip_is_sent_in_openais_shapes() {
         let mut req = tool_round_trip("gpt-4o-mini", "18C and sunny");
-        req.tools = Some(Arc::new(Tools {
+        req.options.tools = Some(Arc::new(Tools {
             definitions: vec![weather()],
             choice: ToolChoice::Function("get_weather".into()),
             parallel_calls: Some(false),
@@ -239,7 +240,7 @@ mod tests {
             json!({"role": "user", "content": "Hi"})
         );
 
-        req.tools = Some(Arc::new(Tools {
+        req.options.tools = Some(Arc::new(Tools {
             definitions: vec![weather()],
             ..Tools::default()
         }));
@@ -251,7 +252,7 @@ mod tests {
             (ToolChoice::None, "none"),
             (ToolChoice::Required, "required"),
         ] {
-            req.tools = Some(Arc::new(Tools {
+            req.options.tools = Some(Arc::new(Tools {
                 definitions: vec![weather()],
                 choice,
                 parallel_calls: None,
@@ -275,14 +276,14 @@ mod tests {
             assert!(plain.get(field).is_none(), "{field}: {plain}");
         }
 
-        req.sampling = Sampling {
+        req.options.sampling = Sampling {
             top_p: Some(0.5),
             stop: vec!["END".into()],
             seed: Some(7),
             presence_penalty: Some(0.25),
             frequency_penalty: Some(-0.5),
         };
-        req.response_format = ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
+        req.options.response_format = ResponseFormat::JsonSchema(Arc::new(JsonSchemaFormat {
             name: "answer".into(),
             description: None,
             schema: Some(json!({"type": "object", "properties": {"city": {"type": "string"}}})),
@@ -300,7 +301,7 @@ mod tests {
                 "schema": {"type": "object", "properties": {"city": {"type": "string"}}}}})
         );
 
-        req.response_format = ResponseFormat::JsonObject;
+        req.options.response_format = ResponseFormat::JsonObject;
         assert_eq!(
             self::body(&req)["response_format"],
             json!({"type": "json_object"})
